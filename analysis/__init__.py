@@ -1,0 +1,1 @@
+"""Atari100k analysis: human-normalised scores, rliable aggregates, tables and figures."""
