@@ -74,7 +74,9 @@ def unimix_logits(logits: Tensor, unimix: float) -> Tensor:
     return torch.log(probs)
 
 
-def straight_through_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def straight_through_categorical(
+    logits: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """One-hot sample of Categorical(logits) over the last dim with straight-through gradients.
 
     ``logits`` are log-probabilities (e.g. from :func:`unimix_logits`); returns the same shape.

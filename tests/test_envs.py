@@ -87,7 +87,7 @@ def test_repeat_stops_early_on_life_loss():
 def test_truncation_at_frame_cap():
     env = make_env("Pong", seed=0, max_episode_frames=400)
     env.reset()
-    for step in range(1, 200):
+    for step in range(1, 200):  # noqa: B007 (step is read after the loop)
         _, _, term, trunc, info = env.step(0)
         if term or trunc:
             break
