@@ -1,0 +1,284 @@
+"""The Drama actor-critic, trained on imagined trajectories (DreamerV3 / STORM style).
+
+Glossary (code name -> paper / DreamerV3 symbol):
+    feat      s_t = concat(z_t, h_t): the 1024-d latent sample and the 512-d sequence output
+              that precedes it (h_t = d_{t-1}); the actor and critic input (1536-d).
+    reward    r_t: predicted reward for taking a_t in s_t (reward head on d_t).
+    cont      c_t = 1 - terminal_t: 0 where taking a_t ends the episode (or loses a life).
+    value     v(s_t): critic mean (symexp of the two-hot expectation).
+    ret       R^lambda_t = r_t + gamma c_t ((1 - lambda) v(s_{t+1}) + lambda R^lambda_{t+1}),
+              R^lambda_H = v(s_H).
+    scale     S = EMA_0.99(Per(R, 95) - Per(R, 5)); advantages are divided by max(1, S).
+
+Time alignment (see drama/imagination.py): a trajectory holds H+1 states s_0..s_H and H
+actions/rewards/continuations; reward[t] and cont[t] are the consequences of action[t].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from drama.distributions import TwoHot
+from drama.optim import LaProp, linear_warmup
+
+
+@dataclass
+class ActorCriticConfig:
+    """Actor-critic hyperparameters; defaults are the official Drama code's."""
+
+    actor_hidden: int = 256
+    """Actor MLP width."""
+    critic_hidden: int = 512
+    """Critic MLP width (wider than the actor, as in the official code)."""
+    layers: int = 3
+    """Hidden layers (Linear + RMSNorm + SiLU) in the actor and in the critic."""
+    value_bins: int = 255
+    """Two-hot bins of the critic output, over symlog space [value_low, value_high]."""
+    value_low: float = -20.0
+    """Lowest critic bin (symlog space)."""
+    value_high: float = 20.0
+    """Highest critic bin (symlog space)."""
+    gamma: float = 0.985
+    """Discount gamma."""
+    lam: float = 0.95
+    """lambda of the lambda-return."""
+    entropy_coef: float = 3.0e-4
+    """Entropy bonus coefficient eta."""
+    return_norm_decay: float = 0.99
+    """EMA decay of the return percentiles (S)."""
+    return_norm_low: float = 0.05
+    """Lower return percentile."""
+    return_norm_high: float = 0.95
+    """Upper return percentile."""
+    slow_critic_decay: float = 0.98
+    """EMA decay of the slow critic, updated after every actor-critic update."""
+    slow_reg_coef: float = 1.0
+    """Weight of the two-hot loss towards the slow critic's lambda-return."""
+    unimix: float = 0.0
+    """Uniform mix of the policy (official Agent.Unimix_ratio = 0)."""
+    input_norm_clip: float = 10.0
+    """Clip of the actor's running mean/std input normalisation."""
+    lr: float = 4.0e-5
+    """LaProp learning rate."""
+    eps: float = 1.0e-20
+    """LaProp epsilon."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """LaProp betas (official LaProp defaults; the agent does not override them)."""
+    weight_decay: float = 0.0
+    """LaProp weight decay (none for the agent in the official code)."""
+    grad_clip: float = 100.0
+    """Global gradient-norm clip."""
+    warmup_updates: int = 1000
+    """Linear learning-rate warm-up length (updates)."""
+    imag_batch: int = 1024
+    """Imagination start states per update (drawn by the replay's imagination sampler)."""
+    imag_context: int = 8
+    """Real frames fed to the sequence model before imagining."""
+    imag_horizon: int = 16
+    """Imagined steps H."""
+
+
+def _layer(in_dim: int, out_dim: int, std: float) -> nn.Linear:
+    """Linear layer with orthogonal weights of gain ``std`` and zero bias (official layer_init)."""
+    layer = nn.Linear(in_dim, out_dim)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, out_std: float) -> nn.Sequential:
+    """``layers`` x [Linear + RMSNorm + SiLU] then a Linear output layer of gain ``out_std``."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [_layer(in_dim if i == 0 else hidden, hidden, math.sqrt(2.0)),
+                 nn.RMSNorm(hidden, eps=1e-6), nn.SiLU()]
+    mods.append(_layer(hidden if layers else in_dim, out_dim, out_std))
+    return nn.Sequential(*mods)
+
+
+class RunningNorm(nn.Module):
+    """Running mean/variance normalisation with clipping (official VecNormalize).
+
+    Statistics live in buffers (checkpointed) and are updated with ``update`` only, batch-wise
+    with the parallel-variance formula; no host synchronisation.
+    """
+
+    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__()
+        self.clip, self.eps = clip, eps
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.tensor(1e-4))
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).float()  # (N, D)
+        n = x.shape[0]
+        b_mean, b_var = x.mean(0), x.var(0, unbiased=False)
+        total = self.count + n
+        delta = b_mean - self.mean
+        m2 = self.var * self.count + b_var * n + delta.square() * self.count * n / total
+        self.mean.add_(delta * n / total)
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+
+
+class ReturnNormalizer(nn.Module):
+    """S = EMA of the 95th minus the 5th percentile of lambda-returns; returns max(1, S).
+
+    Percentiles follow the official code: the int(p*N)-th smallest value (kthvalue). The EMAs
+    start at 0 without bias correction, as in the official EMAScalar.
+    """
+
+    def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95):
+        super().__init__()
+        self.decay, self.p_low, self.p_high = decay, low, high
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+
+    @staticmethod
+    def percentile(x: Tensor, p: float) -> Tensor:
+        flat = x.reshape(-1)
+        k = min(max(int(p * flat.numel()), 1), flat.numel())
+        return torch.kthvalue(flat, k).values
+
+    @torch.no_grad()
+    def update(self, ret: Tensor) -> Tensor:
+        self.low.lerp_(self.percentile(ret.float(), self.p_low), 1.0 - self.decay)
+        self.high.lerp_(self.percentile(ret.float(), self.p_high), 1.0 - self.decay)
+        return self.scale()
+
+    def scale(self) -> Tensor:
+        return torch.clamp(self.high - self.low, min=1.0)
+
+
+def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, gamma: float, lam: float) -> Tensor:
+    """R_t = r_t + gamma c_t ((1-lam) v_{t+1} + lam R_{t+1}), R_H = v_H; returns (B, H).
+
+    ``reward``/``cont`` (B, H) are the consequences of action t; ``value`` (B, H+1) is v(s_t).
+    (STORM's and the official Drama code's version bootstrap with v_t instead of v_{t+1}.)
+    """
+    assert reward.ndim == 2 and reward.shape == cont.shape, (reward.shape, cont.shape)
+    assert value.shape == (reward.shape[0], reward.shape[1] + 1), (value.shape, reward.shape)
+    out = []
+    last = value[:, -1]
+    for t in reversed(range(reward.shape[1])):
+        last = reward[:, t] + gamma * cont[:, t] * ((1.0 - lam) * value[:, t + 1] + lam * last)
+        out.append(last)
+    return torch.stack(out[::-1], dim=1)  # (B, H)
+
+
+class ActorCritic(nn.Module):
+    """Actor, critic, slow critic, return normaliser and their LaProp optimiser."""
+
+    def __init__(self, cfg: ActorCriticConfig, feat_dim: int, num_actions: int):
+        super().__init__()
+        self.cfg, self.feat_dim, self.num_actions = cfg, feat_dim, num_actions
+        self.input_norm = RunningNorm(feat_dim, clip=cfg.input_norm_clip)
+        self.actor = mlp(feat_dim, cfg.actor_hidden, cfg.layers, num_actions, 0.001)
+        self.critic = mlp(feat_dim, cfg.critic_hidden, cfg.layers, cfg.value_bins, 0.001)
+        self.slow_critic = mlp(feat_dim, cfg.critic_hidden, cfg.layers, cfg.value_bins, 0.001)
+        self.slow_critic.load_state_dict(self.critic.state_dict())
+        self.slow_critic.requires_grad_(False)
+        self.return_norm = ReturnNormalizer(cfg.return_norm_decay, cfg.return_norm_low,
+                                            cfg.return_norm_high)
+        self.twohot = TwoHot(cfg.value_bins, cfg.value_low, cfg.value_high)
+        params = list(self.actor.parameters()) + list(self.critic.parameters())
+        self.optimizer = LaProp(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                weight_decay=cfg.weight_decay)
+        # Linear warm-up: update k runs at lr * min(1, (k + 1) / warmup_updates).
+        self.scheduler = linear_warmup(self.optimizer, cfg.warmup_updates)
+
+    # -- acting ---------------------------------------------------------------------------
+    def policy_logits(self, feat: Tensor) -> Tensor:
+        """Log-probabilities (..., A) of the policy (uniform-mixed if ``unimix`` > 0)."""
+        logits = self.actor(self.input_norm(feat))
+        if self.cfg.unimix > 0:
+            probs = (1 - self.cfg.unimix) * F.softmax(logits.float(), -1) + self.cfg.unimix / self.num_actions
+            return torch.log(probs)
+        return F.log_softmax(logits.float(), -1)
+
+    @torch.no_grad()
+    def act(self, feat: Tensor, greedy: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """Actions (B,) long for features (B, F)."""
+        assert feat.ndim == 2 and feat.shape[-1] == self.feat_dim, feat.shape
+        logp = self.policy_logits(feat)  # (B, A)
+        if greedy:
+            return logp.argmax(-1)
+        return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+
+    def value(self, feat: Tensor) -> Tensor:
+        return self.twohot.mean(self.critic(feat))
+
+    # -- learning -------------------------------------------------------------------------
+    def loss(self, traj: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Actor-critic loss on an imagined trajectory (see the module docstring)."""
+        feat, action = traj["feat"].detach(), traj["action"]
+        reward, cont = traj["reward"].float(), traj["cont"].float()
+        B, H = action.shape
+        assert feat.shape == (B, H + 1, self.feat_dim), (feat.shape, action.shape)
+        assert reward.shape == cont.shape == (B, H), (reward.shape, cont.shape)
+        cfg = self.cfg
+
+        self.input_norm.update(feat)
+        logp_all = self.policy_logits(feat[:, :-1])  # (B, H, A)
+        logp = logp_all.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)  # (B, H)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)  # (B, H)
+
+        raw_value = self.critic(feat)  # (B, H+1, bins)
+        value = self.twohot.mean(raw_value)  # (B, H+1)
+        with torch.no_grad():
+            slow_value = self.twohot.mean(self.slow_critic(feat))  # (B, H+1)
+            ret = lambda_return(reward, cont, value.detach(), cfg.gamma, cfg.lam)  # (B, H)
+            slow_ret = lambda_return(reward, cont, slow_value, cfg.gamma, cfg.lam)  # (B, H)
+            scale = self.return_norm.update(ret)
+            adv = (ret - value[:, :-1].detach()) / scale  # (B, H)
+
+        policy_loss = -(logp * adv).mean()
+        value_loss = self.twohot.loss(raw_value[:, :-1], ret).mean()
+        slow_loss = self.twohot.loss(raw_value[:, :-1], slow_ret).mean()
+        ent = entropy.mean()
+        total = policy_loss + value_loss + cfg.slow_reg_coef * slow_loss - cfg.entropy_coef * ent
+        metrics = {
+            "loss/policy": policy_loss.detach(), "loss/value": value_loss.detach(),
+            "loss/slow_value": slow_loss.detach(), "loss/total": total.detach(),
+            "entropy": ent.detach(), "return_scale": scale, "return_mean": ret.mean(),
+            "value_mean": value.detach().mean(), "imag_reward_mean": reward.mean(),
+            "imag_cont_mean": cont.mean(), "advantage_abs": adv.abs().mean(),
+        }
+        return total, metrics
+
+    def update(self, traj: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One LaProp step on ``loss(traj)``, then the slow-critic EMA; metrics stay on device."""
+        self.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        device_type = traj["feat"].device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
+            total, metrics = self.loss(traj)
+        total.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.update_slow_critic()
+        return metrics
+
+    @torch.no_grad()
+    def update_slow_critic(self) -> None:
+        """slow <- decay * slow + (1 - decay) * critic."""
+        w = 1.0 - self.cfg.slow_critic_decay
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
+            slow.lerp_(fast, w)
+
+    def parameter_counts(self) -> dict[str, int]:
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        return {"actor": count(self.actor), "critic": count(self.critic),
+                "slow_critic": count(self.slow_critic)}
