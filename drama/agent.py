@@ -202,12 +202,13 @@ class ActorCritic(nn.Module):
         """Log-probabilities (..., A) of the policy (uniform-mixed if ``unimix`` > 0)."""
         logits = self.actor(self.input_norm(feat))
         if self.cfg.unimix > 0:
-            probs = (1 - self.cfg.unimix) * F.softmax(logits.float(), -1) + self.cfg.unimix / self.num_actions
-            return torch.log(probs)
+            mix = self.cfg.unimix
+            return torch.log((1 - mix) * F.softmax(logits.float(), -1) + mix / self.num_actions)
         return F.log_softmax(logits.float(), -1)
 
     @torch.no_grad()
-    def act(self, feat: Tensor, greedy: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, feat: Tensor, greedy: bool = False,
+            generator: torch.Generator | None = None) -> Tensor:
         """Actions (B,) long for features (B, F)."""
         assert feat.ndim == 2 and feat.shape[-1] == self.feat_dim, feat.shape
         logp = self.policy_logits(feat)  # (B, A)
@@ -275,7 +276,7 @@ class ActorCritic(nn.Module):
     def update_slow_critic(self) -> None:
         """slow <- decay * slow + (1 - decay) * critic."""
         w = 1.0 - self.cfg.slow_critic_decay
-        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
             slow.lerp_(fast, w)
 
     def parameter_counts(self) -> dict[str, int]:

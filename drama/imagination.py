@@ -42,7 +42,7 @@ def _reset_rows(state, fresh, mask: Tensor):
     if isinstance(state, dict):
         return {k: _reset_rows(v, fresh[k], mask) for k, v in state.items()}
     if isinstance(state, (list, tuple)):
-        out = [_reset_rows(s, f, mask) for s, f in zip(state, fresh)]
+        out = [_reset_rows(s, f, mask) for s, f in zip(state, fresh, strict=True)]
         return type(state)(out) if isinstance(state, list) else tuple(out)
     return state
 

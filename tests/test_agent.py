@@ -40,7 +40,8 @@ def test_lambda_return_special_cases():
     # lam = 0: one-step TD targets r_t + gamma v_{t+1}
     torch.testing.assert_close(lambda_return(r, c, v, 0.5, 0.0), r + 0.5 * v[:, 1:])
     # lam = 1: discounted Monte-Carlo return bootstrapped with v_H
-    mc = torch.tensor([[1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 30, 2 + 0.5 * 3 + 0.25 * 30, 3 + 0.5 * 30]])
+    mc = torch.tensor(
+        [[1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 30, 2 + 0.5 * 3 + 0.25 * 30, 3 + 0.5 * 30]])
     torch.testing.assert_close(lambda_return(r, c, v, 0.5, 1.0), mc)
     # a terminal at t cuts everything after it
     c2 = torch.tensor([[1.0, 0.0, 1.0]])
@@ -127,9 +128,11 @@ def test_update_changes_params_and_slow_critic_ema():
     slow0 = [p.clone() for p in ac.slow_critic.parameters()]
     metrics = ac.update(_trajectory(ac))
     assert all(torch.isfinite(v).all() for v in metrics.values())
-    for c0, s0, c1, s1 in zip(critic0, slow0, ac.critic.parameters(), ac.slow_critic.parameters()):
+    pairs = zip(slow0, ac.critic.parameters(), ac.slow_critic.parameters(), strict=True)
+    for s0, c1, s1 in pairs:
         torch.testing.assert_close(s1, 0.98 * s0 + 0.02 * c1)
-    assert any(not torch.equal(a, b) for a, b in zip(critic0, ac.critic.parameters()))
+    assert any(not torch.equal(a, b)
+               for a, b in zip(critic0, ac.critic.parameters(), strict=True))
 
 
 def test_paper_sizes():
