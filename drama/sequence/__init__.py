@@ -1,0 +1,83 @@
+"""Sequence models behind one interface: Mamba-2 (Drama), Mamba-1, Transformer, GRU.
+
+    model = make_sequence_model(kind, d_model, n_layers, backend="auto", **options)
+    y = model(x)                              # x (B, L, D) -> (B, L, D), parallel over L
+    state = model.init_state(batch_size)      # dict of fixed-shape tensors, zeros
+    y_t, state = model.step(x_t, state)       # x_t (B, D) -> (B, D); equals the parallel pass
+    model.backend                             # "torch" or "mamba_ssm": the backend actually used
+
+Defaults are the paper's configuration (official code, ICLR release); the caller passes d_model
+(512) and n_layers (2). The world model's input stem (Linear + RMSNorm + SiLU) is not in here.
+See each kind's OPTIONS below for what can be changed.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch.nn as nn
+
+from drama.sequence.blocks import ResidualStack
+from drama.sequence.gru import GRUMixer
+from drama.sequence.kernels import BACKENDS, load_mamba_ssm, resolve_backend
+from drama.sequence.mamba1 import Mamba1Mixer
+from drama.sequence.mamba2 import Mamba2Mixer
+from drama.sequence.transformer import TransformerSequenceModel
+
+SEQUENCE_KINDS = ("mamba2", "mamba1", "transformer", "gru")
+
+_STACK = {"dropout": 0.1, "norm_eps": 1e-5}  # residual dropout (ICLR release), RMSNorm eps
+OPTIONS: dict[str, dict] = {
+    "mamba2": {
+        **_STACK, "d_state": 16, "d_conv": 4, "expand": 2, "headdim": 64, "ngroups": 1,
+        "chunk_size": 256, "A_init_range": (1.0, 16.0), "dt_min": 0.001, "dt_max": 0.1,
+        "dt_init_floor": 1e-4, "device": None,
+    },
+    "mamba1": {
+        **_STACK, "d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto", "dt_min": 0.001,
+        "dt_max": 0.1, "dt_init_floor": 1e-4, "dt_scale": 1.0,
+        "scan": "chunked",  # torch backend: "chunked" (default) or "sequential" (reference)
+        "scan_chunk": None,  # chunked scan's chunk length; None: ceil(sqrt(L))
+        "device": None,
+    },
+    # d_ff 1024 = 2 x 512 as the official code's feed-forward (hidden_dim = feat_dim * 2)
+    "transformer": {"n_heads": 8, "d_ff": None, "dropout": 0.1, "max_len": 128, "device": None},
+    "gru": {**_STACK, "device": None},
+}
+"""Options per kind with their defaults. `device` (optional) builds the parameters there and,
+with backend="auto", lets a CPU device choose the torch backend on a CUDA machine."""
+
+__all__ = ["BACKENDS", "OPTIONS", "SEQUENCE_KINDS", "load_mamba_ssm", "make_sequence_model"]
+
+
+def make_sequence_model(kind: str, d_model: int, n_layers: int, *, backend: str = "auto",
+                        **options) -> nn.Module:
+    """Build a sequence model; unknown kinds, backends or options raise ValueError."""
+    if kind not in SEQUENCE_KINDS:
+        raise ValueError(f"unknown sequence model kind {kind!r}; expected one of {SEQUENCE_KINDS}")
+    unknown = sorted(set(options) - set(OPTIONS[kind]))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for sequence model {kind!r}; "
+            f"valid options: {sorted(OPTIONS[kind])}"
+        )
+    if not (isinstance(d_model, int) and d_model > 0 and isinstance(n_layers, int) and n_layers > 0):
+        raise ValueError(f"d_model and n_layers must be positive ints, got {d_model}, {n_layers}")
+    opts = {**OPTIONS[kind], **options}
+    device = opts.pop("device")
+    backend = resolve_backend(kind, backend, device)
+    if kind == "transformer":
+        if opts["d_ff"] is None:
+            opts["d_ff"] = 2 * d_model
+        model = TransformerSequenceModel(d_model, n_layers, **opts)
+    else:
+        stack = {"dropout": opts.pop("dropout"), "norm_eps": opts.pop("norm_eps")}
+        if kind == "mamba2":
+            make_mixer = partial(Mamba2Mixer, d_model, backend=backend, **opts)
+        elif kind == "mamba1":
+            make_mixer = partial(Mamba1Mixer, d_model, backend=backend, **opts)
+        else:
+            make_mixer = partial(GRUMixer, d_model)
+        model = ResidualStack(d_model, n_layers, make_mixer, backend=backend, **stack)
+    model.kind = kind
+    return model if device is None else model.to(device)
