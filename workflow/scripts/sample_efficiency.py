@@ -1,0 +1,18 @@
+"""Snakemake adapter: sample-efficiency curves (IQM human-normalised score of the periodic
+evaluations against environment steps)."""
+
+import sys
+
+from analysis.figures import plot_sample_efficiency
+from analysis.scores import load_curves
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+sys.stderr = open(sm.log[0], "w")
+
+plot_sample_efficiency(
+    load_curves(sm.input.curves),
+    sm.output.png,
+    methods=sm.params.variants,
+    reps=sm.params.reps,
+    seed=sm.params.seed,
+)
