@@ -74,7 +74,10 @@ def run_counts(mat: Matrix) -> np.ndarray:
 
 # ---------------------------------------------------------------- metrics on batches
 def _metrics_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """All four metrics for a batch of resampled matrices x (B, runs, games) -> (B, 4)."""
+    """All four metrics for a batch of resampled matrices x (B, runs, games) -> (B, 4).
+
+    Reorders x within each replicate (in-place partition for the IQM): pass a scratch copy.
+    """
     assert x.ndim == 3, x.shape
     b, n, m = x.shape
     if (k == n).all():  # equal counts: plain (faster) reductions
@@ -86,8 +89,9 @@ def _metrics_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     total = int(k.sum())
     cut = int(0.25 * total)  # scipy.stats.trim_mean(proportiontocut=0.25)
     flat = x.reshape(b, n * m)  # NaN (padding) partitions to the end
-    part = np.partition(flat, (cut, total - cut - 1), axis=1) if total > 1 else flat
-    iqm = part[:, cut: total - cut].mean(1)  # (B,)
+    if total > 1:  # in place (x is a scratch resample) after the per-game reductions above
+        flat.partition((cut, total - cut - 1), axis=1)
+    iqm = flat[:, cut: total - cut].mean(1)  # (B,)
     return np.stack([game_means.mean(1), np.median(game_means, 1), iqm, og], axis=1)
 
 
@@ -97,7 +101,7 @@ def point_estimates(mat: Matrix) -> np.ndarray:
     if (k == mat.shape[0]).all():
         return np.array([rlm.aggregate_mean(mat), rlm.aggregate_median(mat),
                          rlm.aggregate_iqm(mat), rlm.aggregate_optimality_gap(mat)])
-    return _metrics_batch(mat[None], k)[0]
+    return _metrics_batch(mat[None].copy(), k)[0]
 
 
 def _poi_batch(x: np.ndarray, kx: np.ndarray, y: np.ndarray, ky: np.ndarray) -> np.ndarray:
@@ -127,9 +131,10 @@ def _resampled(mats: Sequence[Matrix], reps: int, rs: np.random.RandomState, per
     for start in range(0, reps, chunk):
         c = min(chunk, reps - start)
         if len(mats) == 1:  # one call draws the same stream as c consecutive calls
-            idx = [rs.randint(0, ks[0], size=(c, *mats[0].shape))]
+            idx = [rs.randint(0, ks[0], size=(c, *mats[0].shape), dtype=np.int32)]
         else:
-            draws = [[rs.randint(0, k, size=m.shape) for m, k in zip(mats, ks)] for _ in range(c)]
+            draws = [[rs.randint(0, k, size=m.shape, dtype=np.int32) for m, k in zip(mats, ks)]
+                     for _ in range(c)]
             idx = [np.stack([d[i] for d in draws]) for i in range(len(mats))]
         out = []
         for m, i, col, pad in zip(mats, idx, cols, pads):

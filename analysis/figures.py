@@ -32,6 +32,7 @@ from analysis.aggregates import (  # noqa: E402
     method_seed,
     metric_difference,
     performance_profile,
+    point_estimates,
     probability_of_improvement,
 )
 from analysis.scores import ATARI100K_GAMES, human_normalise, score_matrix  # noqa: E402
@@ -224,7 +225,7 @@ def sample_efficiency(curves: pd.DataFrame, methods: Sequence[str] | None = None
         for i, s in enumerate(steps):
             mat = score_matrix(sub[sub["env_step"] == s], m)  # (runs, games)
             vals = bootstrap_statistic(mat, _metrics_batch, reps, method_seed(seed, f"{m}@{s}"))
-            p[i] = _metrics_batch(mat[None], (~np.isnan(mat)).sum(0))[0, METRICS.index("iqm")]
+            p[i] = point_estimates(mat)[METRICS.index("iqm")]
             c[:, i] = np.percentile(vals[:, METRICS.index("iqm")], [2.5, 97.5])
         pts[m], cis[m] = p, c
     return steps, pts, cis
