@@ -61,7 +61,7 @@ def make_sequence_model(kind: str, d_model: int, n_layers: int, *, backend: str 
             f"unknown option(s) {unknown} for sequence model {kind!r}; "
             f"valid options: {sorted(OPTIONS[kind])}"
         )
-    if not (isinstance(d_model, int) and d_model > 0 and isinstance(n_layers, int) and n_layers > 0):
+    if not all(isinstance(v, int) and v > 0 for v in (d_model, n_layers)):
         raise ValueError(f"d_model and n_layers must be positive ints, got {d_model}, {n_layers}")
     opts = {**OPTIONS[kind], **options}
     device = opts.pop("device")

@@ -19,7 +19,7 @@ State for `step`: a flat dict of fixed-shape tensors, keys `"{layer}.{name}"`, a
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

@@ -27,7 +27,7 @@ import importlib
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -142,5 +142,6 @@ def resolve_backend(kind: str, backend: str, device: torch.device | str | None =
         )
     kernels = load_mamba_ssm()
     if not kernels.available(kind):
-        raise RuntimeError(f"backend 'mamba_ssm' for {kind} cannot run here: {kernels.reasons[kind]}")
+        why = kernels.reasons[kind]
+        raise RuntimeError(f"backend 'mamba_ssm' for {kind} cannot run here: {why}")
     return "mamba_ssm"

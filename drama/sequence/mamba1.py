@@ -67,9 +67,9 @@ class Mamba1Mixer(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         assert u.ndim == 3 and u.shape[-1] == self.d_model, u.shape
-        b, l, _ = u.shape
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, l, d_inner) each
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :l].transpose(1, 2))  # (b, l, d_inner)
+        b, L, _ = u.shape
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, L, d_inner) each
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2))  # (b, L, d_inner)
         dt_low, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], -1)
         A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
         if self.backend == "mamba_ssm":
@@ -79,18 +79,18 @@ class Mamba1Mixer(nn.Module):
                     f"only; got a tensor on {u.device}. Build it with backend='torch'."
                 )
             y = load_mamba_ssm().selective_scan(
-                x.transpose(1, 2).contiguous(),  # (b, d, l)
-                (dt_low @ self.dt_proj.weight.t()).transpose(1, 2).contiguous(),  # (b, d, l)
+                x.transpose(1, 2).contiguous(),  # (b, d, L)
+                (dt_low @ self.dt_proj.weight.t()).transpose(1, 2).contiguous(),  # (b, d, L)
                 A,
-                B.transpose(1, 2).contiguous(),  # (b, n, l)
+                B.transpose(1, 2).contiguous(),  # (b, n, L)
                 C.transpose(1, 2).contiguous(),
                 self.D.float(),
                 z=z.transpose(1, 2).contiguous(),
                 delta_bias=self.dt_proj.bias.float(),
                 delta_softplus=True,
-            ).transpose(1, 2)  # (b, l, d)
+            ).transpose(1, 2)  # (b, L, d)
             return self.out_proj(y)
-        delta = F.softplus(self.dt_proj(dt_low))  # (b, l, d_inner)
+        delta = F.softplus(self.dt_proj(dt_low))  # (b, L, d_inner)
         if self.scan == "sequential":
             y = selective_scan_sequential(x, delta, A, B, C, D=self.D, z=z)
         else:

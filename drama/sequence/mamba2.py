@@ -84,7 +84,8 @@ class Mamba2Mixer(nn.Module):
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         self.backend = backend
         self.d_model, self.d_inner, self.d_state, self.d_conv = d_model, d_inner, d_state, d_conv
-        self.headdim, self.nheads, self.ngroups, self.chunk_size = headdim, nheads, ngroups, chunk_size
+        self.headdim, self.nheads, self.ngroups = headdim, nheads, ngroups
+        self.chunk_size = chunk_size
         self.conv_dim = d_inner + 2 * ngroups * d_state
         # order [z, x, B, C, dt] as in mamba-ssm
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + nheads, bias=False)
@@ -102,26 +103,26 @@ class Mamba2Mixer(nn.Module):
     # ---- parallel (training) ------------------------------------------------------------
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         assert u.ndim == 3 and u.shape[-1] == self.d_model, u.shape
-        b, l, _ = u.shape
-        zxbcdt = self.in_proj(u)  # (b, l, 2*d_inner + 2*g*n + h)
+        b, L, _ = u.shape
+        zxbcdt = self.in_proj(u)  # (b, L, 2*d_inner + 2*g*n + h)
         z, xBC, dt = torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
         A = -torch.exp(self.A_log.float())  # (h,)
         if self.backend == "mamba_ssm":
             return self._forward_mamba_ssm(z, xBC, dt, A)
-        xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :l].transpose(1, 2))  # (b, l, conv_dim)
+        xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))  # (b, L, conv_dim)
         x, B, C = torch.split(
             xBC, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1
         )
         y = ssd_chunked(
-            x.reshape(b, l, self.nheads, self.headdim),
+            x.reshape(b, L, self.nheads, self.headdim),
             F.softplus(dt + self.dt_bias),
             A,
-            B.reshape(b, l, self.ngroups, self.d_state),
-            C.reshape(b, l, self.ngroups, self.d_state),
+            B.reshape(b, L, self.ngroups, self.d_state),
+            C.reshape(b, L, self.ngroups, self.d_state),
             self.chunk_size,
             D=self.D,
-        )  # (b, l, h, p)
-        y = self.norm(y.reshape(b, l, self.d_inner), z)
+        )  # (b, L, h, p)
+        y = self.norm(y.reshape(b, L, self.d_inner), z)
         return self.out_proj(y)
 
     def _forward_mamba_ssm(self, z, xBC, dt, A):
@@ -132,30 +133,30 @@ class Mamba2Mixer(nn.Module):
                 f"got a tensor on {z.device}. Build it with backend='torch' for this device."
             )
         k = load_mamba_ssm()
-        b, l, _ = z.shape
+        b, L, _ = z.shape
         weight = self.conv1d.weight.squeeze(1)  # (conv_dim, d_conv)
         if k.causal_conv1d is not None:
             xBC = k.causal_conv1d(xBC.transpose(1, 2), weight, self.conv1d.bias, activation="silu")
             xBC = xBC.transpose(1, 2)
         else:
-            xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :l].transpose(1, 2))
+            xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))
         x, B, C = torch.split(
             xBC, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1
         )
         y = k.chunk_scan_combined(
-            x.reshape(b, l, self.nheads, self.headdim),
+            x.reshape(b, L, self.nheads, self.headdim),
             dt,
             A,
-            B.reshape(b, l, self.ngroups, self.d_state),
-            C.reshape(b, l, self.ngroups, self.d_state),
+            B.reshape(b, L, self.ngroups, self.d_state),
+            C.reshape(b, L, self.ngroups, self.d_state),
             chunk_size=self.chunk_size,
             D=self.D,
             z=None,
             dt_bias=self.dt_bias,
             dt_softplus=True,
-        )  # (b, l, h, p)
+        )  # (b, L, h, p)
         y = k.rmsnorm_gated(
-            y.reshape(b, l, self.d_inner), self.norm.weight, None, z=z, eps=self.norm.eps,
+            y.reshape(b, L, self.d_inner), self.norm.weight, None, z=z, eps=self.norm.eps,
             group_size=self.norm.group_size, norm_before_gate=False,
         )
         return self.out_proj(y)

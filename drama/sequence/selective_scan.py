@@ -5,8 +5,8 @@ Gu & Dao (2023), "Mamba", Algorithm 2. Per channel d and state index n:
     h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] B_t[n] u_t[d]
     y_t[d]    = sum_n C_t[n] h_t[d, n] + D[d] u_t[d]          (then y * silu(z) if z is given)
 
-Glossary: u (b, l, d) input; delta (b, l, d) step size Delta (already softplus'ed); A (d, n)
-negative; B, C (b, l, n); D (d,); z (b, l, d) gate. Unlike Mamba-2, the decay depends on (d, n),
+Glossary: u (b, L, d) input; delta (b, L, d) step size Delta (already softplus'ed); A (d, n)
+negative; B, C (b, L, n); D (d,); z (b, L, d) gate. Unlike Mamba-2, the decay depends on (d, n),
 so there is no low-rank (attention-like) form; the chunked scan below only cuts the number of
 sequential Python steps from L to about 2 sqrt(L), with every decay factor in (0, 1] (stable).
 """
@@ -35,16 +35,16 @@ def _finish(y, u, D, z):
 
 def selective_scan_sequential(u, delta, A, B, C, D=None, z=None, initial_state=None,
                               return_final_state=False):
-    """Reference: one Python step per time step. Returns y (b, l, d) [and h_L (b, d, n)]."""
+    """Reference: one Python step per time step. Returns y (b, L, d) [and h_L (b, d, n)]."""
     _check(u, delta, A, B, C)
-    b, l, d = u.shape
+    b, L, d = u.shape
     h = u.new_zeros(b, d, A.shape[1]) if initial_state is None else initial_state
     ys = []
-    for t in range(l):
+    for t in range(L):
         decay = torch.exp(delta[:, t, :, None] * A)  # (b, d, n)
         h = decay * h + (delta[:, t] * u[:, t])[..., None] * B[:, t, None, :]  # (b, d, n)
         ys.append(torch.einsum("bdn,bn->bd", h, C[:, t]))
-    y = _finish(torch.stack(ys, dim=1), u, D, z)  # (b, l, d)
+    y = _finish(torch.stack(ys, dim=1), u, D, z)  # (b, L, d)
     return (y, h) if return_final_state else y
 
 
@@ -59,11 +59,11 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, chunk: int | None 
     4. output: y_t = C_t . h_t (one einsum over everything).
     """
     _check(u, delta, A, B, C)
-    b, l, d = u.shape
+    b, L, d = u.shape
     n = A.shape[1]
-    T = max(1, math.ceil(math.sqrt(l))) if chunk is None else min(chunk, l)
-    pad = (-l) % T
-    c = (l + pad) // T
+    T = max(1, math.ceil(math.sqrt(L))) if chunk is None else min(chunk, L)
+    pad = (-L) % T
+    c = (L + pad) // T
     log_decay = F.pad(delta, (0, 0, 0, pad))[..., None] * A  # (b, L, d, n); padding: decay 1
     drive = F.pad(delta * u, (0, 0, 0, pad))[..., None] * F.pad(B, (0, 0, 0, pad))[:, :, None, :]
     log_decay = log_decay.reshape(b, c, T, d, n)
@@ -90,5 +90,5 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, chunk: int | None 
     # 3. correction and 4. output
     states = local + P * carried[:, :, None]  # (b, c, T, d, n)
     y = torch.einsum("bctdn,bctn->bctd", states, F.pad(C, (0, 0, 0, pad)).reshape(b, c, T, n))
-    y = _finish(y.reshape(b, c * T, d)[:, :l], u, D, z)  # (b, l, d)
+    y = _finish(y.reshape(b, c * T, d)[:, :L], u, D, z)  # (b, L, d)
     return (y, H) if return_final_state else y

@@ -37,20 +37,20 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(d_model, eps=1e-6)
         self.dropout = nn.Dropout(dropout)
 
-    def heads(self, t: torch.Tensor) -> torch.Tensor:  # (b, l, d) -> (b, H, l, dh)
+    def heads(self, t: torch.Tensor) -> torch.Tensor:  # (b, L, d) -> (b, H, L, dh)
         return t.reshape(*t.shape[:2], self.n_heads, self.head_dim).transpose(1, 2)
 
     def finish(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """attn (b, l, d) merged heads -> the rest of the block."""
+        """attn (b, L, d) merged heads -> the rest of the block."""
         x = self.attn_norm(x + self.dropout(self.fc(attn)))
         return self.ffn_norm(x + self.dropout(self.w_2(F.relu(self.w_1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, l, d = x.shape
+        b, L, d = x.shape
         q, k, v = self.heads(self.w_qs(x)), self.heads(self.w_ks(x)), self.heads(self.w_vs(x))
         p = self.p if self.training else 0.0
-        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (b,H,l,dh)
-        return self.finish(x, attn.transpose(1, 2).reshape(b, l, d))
+        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (b,H,L,dh)
+        return self.finish(x, attn.transpose(1, 2).reshape(b, L, d))
 
 
 class TransformerSequenceModel(nn.Module):
@@ -62,7 +62,8 @@ class TransformerSequenceModel(nn.Module):
         if max_len < 1:
             raise ValueError(f"max_len must be positive, got {max_len}")
         self.backend = "torch"
-        self.d_model, self.n_layers, self.n_heads, self.max_len = d_model, n_layers, n_heads, max_len
+        self.d_model, self.n_layers, self.n_heads = d_model, n_layers, n_heads
+        self.max_len = max_len
         self.pos_emb = nn.Embedding(max_len, d_model)
         self.layer_norm = nn.LayerNorm(d_model, eps=1e-6)
         self.layers = nn.ModuleList(
@@ -76,18 +77,18 @@ class TransformerSequenceModel(nn.Module):
                 f"sequence length {x.shape[1]} exceeds the Transformer's max_len={self.max_len} "
                 "(learned positional embedding); build it with a larger max_len"
             )
-        x = self.layer_norm(x + self.pos_emb.weight[: x.shape[1]])  # (b, l, d)
+        x = self.layer_norm(x + self.pos_emb.weight[: x.shape[1]])  # (b, L, d)
         for layer in self.layers:
             x = layer(x)
         return x
 
     def init_state(self, batch_size: int, cache_len: int | None = None) -> dict[str, torch.Tensor]:
-        """Zeroed K/V caches (n_layers, b, H, cache_len, dh) and positions (b,) int64."""
+        """Zeroed K/V caches (b, n_layers, H, cache_len, dh) and positions (b,) int64."""
         cache_len = self.max_len if cache_len is None else cache_len
         if not 1 <= cache_len <= self.max_len:
             raise ValueError(f"cache_len must be in [1, max_len={self.max_len}], got {cache_len}")
         w = self.pos_emb.weight
-        shape = (self.n_layers, batch_size, self.n_heads, cache_len, self.d_model // self.n_heads)
+        shape = (batch_size, self.n_layers, self.n_heads, cache_len, self.d_model // self.n_heads)
         return {
             "k": w.new_zeros(shape),
             "v": w.new_zeros(shape),
@@ -108,13 +109,13 @@ class TransformerSequenceModel(nn.Module):
         x = self.layer_norm(x_t + self.pos_emb(pos))[:, None]  # (b, 1, d)
         ks, vs = [], []
         for i, layer in enumerate(self.layers):
-            q, k, v = layer.heads(layer.w_qs(x)), layer.heads(layer.w_ks(x)), layer.heads(layer.w_vs(x))
-            k_cache = torch.where(write, k, state["k"][i])  # (b, H, S, dh)
-            v_cache = torch.where(write, v, state["v"][i])
+            q, k, v = (layer.heads(w(x)) for w in (layer.w_qs, layer.w_ks, layer.w_vs))
+            k_cache = torch.where(write, k, state["k"][:, i])  # (b, H, S, dh)
+            v_cache = torch.where(write, v, state["v"][:, i])
             p = layer.p if self.training else 0.0
             attn = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=visible,
                                                   dropout_p=p)  # (b, H, 1, dh)
             x = layer.finish(x, attn.transpose(1, 2).reshape(x.shape))
             ks.append(k_cache)
             vs.append(v_cache)
-        return x[:, 0], {"k": torch.stack(ks), "v": torch.stack(vs), "pos": pos + 1}
+        return x[:, 0], {"k": torch.stack(ks, 1), "v": torch.stack(vs, 1), "pos": pos + 1}
