@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from rliable import library as rly
 from rliable import metrics as rlm
 
 from analysis.scores import ATARI100K_GAMES, human_normalise, score_matrix
@@ -126,18 +125,18 @@ def _resampled(mats: Sequence[Matrix], reps: int, rs: np.random.RandomState, per
     """
     ks = [run_counts(m) for m in mats]
     cols = [np.arange(m.shape[1]) for m in mats]
-    pads = [np.arange(m.shape[0])[:, None] >= k[None, :] for m, k in zip(mats, ks)]
+    pads = [np.arange(m.shape[0])[:, None] >= k[None, :] for m, k in zip(mats, ks, strict=True)]
     chunk = max(1, min(reps, _BUDGET // max(1, per_rep)))
     for start in range(0, reps, chunk):
         c = min(chunk, reps - start)
         if len(mats) == 1:  # one call draws the same stream as c consecutive calls
             idx = [rs.randint(0, ks[0], size=(c, *mats[0].shape), dtype=np.int32)]
         else:
-            draws = [[rs.randint(0, k, size=m.shape, dtype=np.int32) for m, k in zip(mats, ks)]
-                     for _ in range(c)]
+            draws = [[rs.randint(0, k, size=m.shape, dtype=np.int32)
+                      for m, k in zip(mats, ks, strict=True)] for _ in range(c)]
             idx = [np.stack([d[i] for d in draws]) for i in range(len(mats))]
         out = []
-        for m, i, col, pad in zip(mats, idx, cols, pads):
+        for m, i, col, pad in zip(mats, idx, cols, pads, strict=True):
             x = m[i, col]  # (c, runs, games): run i[b, r, g] of game g
             if pad.any():
                 x[:, pad] = np.nan
@@ -169,6 +168,8 @@ def rliable_metrics(mat: Matrix, reps: int, seed: int) -> tuple[np.ndarray, np.n
 
     Seeds numpy's global RNG (rliable's bootstrap draws from it) and restores it afterwards.
     """
+    from rliable import library as rly  # imports arch (~3 s): only for this backend
+
     k = run_counts(mat)
     if not (k == mat.shape[0]).all():
         raise ValueError("rliable backend needs equal run counts per game; use backend='numpy'")

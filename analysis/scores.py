@@ -44,8 +44,8 @@ assert list(_TABLE.columns[:3]) == ["game", "random", "human"], _TABLE.columns
 #: The 26 Atari100k games, in the table's (alphabetical) order.
 ATARI100K_GAMES: tuple[str, ...] = tuple(_TABLE["game"])
 #: Random-agent and human scores (DQN Zoo, human_at30 / random) per game.
-RANDOM_SCORES: dict[str, float] = dict(zip(_TABLE["game"], _TABLE["random"].astype(float)))
-HUMAN_SCORES: dict[str, float] = dict(zip(_TABLE["game"], _TABLE["human"].astype(float)))
+RANDOM_SCORES: dict[str, float] = {g: float(v) for g, v in _TABLE[["game", "random"]].values}
+HUMAN_SCORES: dict[str, float] = {g: float(v) for g, v in _TABLE[["game", "human"]].values}
 assert len(ATARI100K_GAMES) == 26, ATARI100K_GAMES
 
 _KEYS = {re.sub(r"[^a-z]", "", g.lower()): g for g in ATARI100K_GAMES}
