@@ -186,7 +186,9 @@ class ReplayBuffer:
     # ------------------------------------------------------------------ DFS
     def _check_request(self, batch_size: int, length: int) -> None:
         if length < 1 or batch_size < 1:
-            raise ValueError(f"replay: batch_size and length must be >= 1, got {batch_size}, {length}")
+            raise ValueError(
+                f"replay: batch_size and length must be >= 1, got {batch_size}, {length}"
+            )
         if length > self._size:
             raise ValueError(
                 f"replay: cannot sample sequences of length {length} from {self._size} transitions"
@@ -220,6 +222,8 @@ class ReplayBuffer:
 
         ``kind`` is 'world_model' or 'imagination'; invalid starts get -inf.
         """
+        if kind not in ("world_model", "imagination"):
+            raise ValueError(f"kind must be 'world_model' or 'imagination', got {kind!r}")
         n = self._size
         assert 1 <= length <= n, (length, n)
         m = n - length + 1
@@ -232,7 +236,7 @@ class ReplayBuffer:
             c = self._logical_slice(self.wm_count, m).float()  # c_i, (m,)
             if kind == "world_model":
                 logits = -c / self.cfg.wm_tau
-            elif kind == "imagination":
+            else:
                 i_tilde = self._logical_slice(self.img_count, m).float() / self.cfg.img_count_scale
                 score = (
                     c
@@ -240,8 +244,6 @@ class ReplayBuffer:
                     - self.cfg.beta * torch.clamp(c - i_tilde, min=0.0)
                 )  # s_i, (m,)
                 logits = score / self.cfg.img_tau
-            else:
-                raise ValueError(f"kind must be 'world_model' or 'imagination', got {kind!r}")
         return logits.masked_fill(~valid, float("-inf"))
 
     def probabilities(self, kind: str, length: int) -> Tensor:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,10 +129,10 @@ class WorldModel(nn.Module):
 
     def __init__(self, cfg: WorldModelConfig, num_actions: int):
         super().__init__()
-        if not (isinstance(num_actions, int) and num_actions >= 1):
+        if not (isinstance(num_actions, numbers.Integral) and num_actions >= 1):
             raise ValueError(f"num_actions must be a positive int, got {num_actions!r}")
         self.cfg = cfg
-        self.num_actions = num_actions
+        self.num_actions = num_actions = int(num_actions)
         self.latent_dim = cfg.stoch * cfg.classes
         self.encoder = Encoder(cfg.encoder_depth, cfg.encoder_mults, cfg.kernel, OBS_SHAPE[0])
         if self.encoder.feature_shape[1] < 1:
