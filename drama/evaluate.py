@@ -1,0 +1,109 @@
+"""Evaluation episodes and the recurrent acting step shared with training.
+
+Acting (training and evaluation alike) carries the world model's recurrent state: at env step
+t the agent sees s_t = concat(z_t, h_t) with z_t sampled from the *posterior* of the current
+frame and h_t = d_{t-1}, the sequence output after the previous frame and action (zeros and a
+fresh ``init_state`` at an episode start); after choosing a_t, d_t = wm.step(z_t, a_t).
+The official code instead re-runs the sequence model over the last 16 frames at every step and
+acts from the *prior* sample predicted for the current frame together with d_{t-1}: it never
+encodes the current frame for acting and its context is truncated to 16 steps. Ours uses all
+of the episode so far and the current frame, at one recurrent step per env step (README
+deviations). Life losses do not reset the state (the episode continues).
+
+Evaluation episodes run ``batch`` at a time: a wave of fresh environments stepped together, one
+batched network call per step; finished environments stop being stepped (their rows are
+computed and ignored), so no state needs resetting mid-wave. Episode seeds derive from the run
+seed, the evaluation's env step and the episode index; the world model's sampling noise comes
+from a forked torch RNG seeded the same way, so evaluating never perturbs training's streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from drama.agent import ActorCritic
+
+
+def derive_seed(*keys: int) -> int:
+    """A 31-bit seed determined by ``keys`` (run seed first), via NumPy's SeedSequence."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class RecurrentActor:
+    """Holds (state, h) for a batch of environments and picks actions with ``act``."""
+
+    def __init__(self, wm, ac: ActorCritic, batch: int, device: torch.device):
+        self.wm, self.ac, self.device = wm, ac, device
+        self.reset(batch)
+
+    def reset(self, batch: int) -> None:
+        self.state = self.wm.init_state(batch)
+        self.h = torch.zeros(batch, self.wm.cfg.d_model, device=self.device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, greedy: bool = False, policy: bool = True,
+            random_actions: np.ndarray | None = None) -> np.ndarray:
+        """Actions (B,) for frames ``obs`` (B, 64, 64, 3) uint8; advances the recurrent state.
+
+        With ``policy=False`` the given ``random_actions`` are taken (the random warm-up) but
+        the state is still advanced, so the policy later starts from a real context.
+        """
+        assert obs.ndim == 4 and obs.dtype == np.uint8, (obs.shape, obs.dtype)
+        frames = torch.from_numpy(obs).to(self.device)
+        z = self.wm.sample(self.wm.encode(frames))  # (B, S*K), posterior sample
+        if policy:
+            feat = torch.cat([z, self.h], dim=-1)  # (B, F)
+            action = self.ac.act(feat, greedy=greedy)  # (B,)
+        else:
+            action = torch.as_tensor(random_actions, dtype=torch.long, device=self.device)
+        self.h, self.state = self.wm.step(z, action, self.state)  # d_t: (B, D)
+        return action.cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate(wm, ac: ActorCritic, envs: list, seeds: list[int], *, greedy: bool,
+             torch_seed: int, device: torch.device,
+             on_episode: Callable[[int, float, int], None] | None = None
+             ) -> list[tuple[float, int]]:
+    """Run one episode per seed (``len(envs)`` at a time); returns [(return, length)] in order."""
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(seeds)
+    was_training = (wm.training, ac.training)
+    wm.eval()
+    ac.eval()
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(torch_seed)
+        for start in range(0, len(seeds), len(envs)):
+            wave = list(range(start, min(start + len(envs), len(seeds))))
+            n = len(wave)
+            actor = RecurrentActor(wm, ac, n, device)
+            obs = np.stack([envs[j].reset(seed=seeds[i])[0] for j, i in enumerate(wave)])
+            returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+            alive = np.ones(n, dtype=bool)
+            while alive.any():
+                actions = actor.act(obs, greedy=greedy)
+                for j in np.flatnonzero(alive):
+                    o, r, term, trunc, _ = envs[j].step(int(actions[j]))
+                    obs[j] = o
+                    returns[j] += r
+                    lengths[j] += 1
+                    if term or trunc:
+                        alive[j] = False
+                        results[wave[j]] = (float(returns[j]), int(lengths[j]))
+                        if on_episode is not None:
+                            on_episode(wave[j], float(returns[j]), int(lengths[j]))
+    wm.train(was_training[0])
+    ac.train(was_training[1])
+    return results
+
+
+def frame_digest(obs: np.ndarray | Tensor) -> str:
+    """A short content hash of a frame (used to verify an environment replay on resume)."""
+    import hashlib
+
+    arr = obs.cpu().numpy() if isinstance(obs, Tensor) else np.asarray(obs)
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]

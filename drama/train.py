@@ -1,0 +1,425 @@
+"""Train one Drama agent: ``python -m drama.train --game Pong --seed 0 --variant drama --out DIR``.
+
+The loop (paper / official code, Atari100k):
+  for each env step: act (random during the warm-up, else the policy from the recurrent
+  state, see drama/evaluate.py), store (obs_t, a_t, r_t, terminated or life_loss, is_first);
+  once the replay holds more than ``replay.warmup`` (1,032) transitions, every
+  ``train.train_every`` (1) steps: one world-model update on 16 x 128 DFS-drawn sequences and
+  one actor-critic update on 1,024 imagined 16-step rollouts from DFS-drawn 8-frame contexts.
+  Every ``eval_every`` steps: ``eval_episodes`` evaluation episodes (learning curve); at the end
+  ``final_eval_episodes`` greedy episodes whose mean return is the run's score.
+  The official code samples 105,000 steps and freezes training after 100,000 "to let the last
+  episode finish"; we stop at ``train.steps`` (README deviations).
+
+Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
+the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end), and
+failure.json if a loss became NaN/Inf (exit code 3). Rerunning the same command resumes.
+
+Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
+DFS counters and generator, every RNG state, counters, the acting recurrent state and the
+actions of the current episode; the environment is rebuilt by resetting with the episode's
+seed and replaying those actions (the emulator is deterministic given seed and actions), which
+is checked against a digest of the saved current frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from drama.agent import ActorCritic
+from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state,
+                              save_checkpoint, seed_everything, set_rng_state)
+from drama.config import RunConfig, config_diff, resolve_config
+from drama.evaluate import RecurrentActor, derive_seed, evaluate, frame_digest
+from drama.imagination import imagine
+from drama.replay import ReplayBuffer
+from drama.run_io import (MetricsWriter, atomic_write_json, atomic_write_parquet,
+                          atomic_write_yaml, environment_info)
+from drama.world_model import WorldModel
+
+EnvFn = Callable[..., Any]  # env_fn(seed: int, evaluation: bool) -> gymnasium.Env
+EVAL_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
+# seed-derivation purposes (derive_seed(run_seed, PURPOSE, ...))
+_TRAIN_EPISODE, _EVAL_EPISODE, _REPLAY, _WARMUP, _EVAL_TORCH = 1, 2, 3, 4, 5
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN/Inf; failure.json in the run directory has the details."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def atari_env_fn(cfg: RunConfig) -> EnvFn:
+    from drama.envs import ATARI100K_GAMES, make_env
+
+    if cfg.game not in ATARI100K_GAMES:
+        raise ValueError(f"unknown game {cfg.game!r}; the Atari100k games are "
+                         f"{', '.join(ATARI100K_GAMES)}")
+    return lambda seed, evaluation=False: make_env(cfg.game, seed, evaluation=evaluation,
+                                                   **cfg.env)
+
+
+def _metric_name(prefix: str, key: str) -> str:
+    """World-model/actor-critic metric keys -> metrics.jsonl names (train/loss/...)."""
+    if key == "loss/total":
+        return f"train/loss/{prefix}_total"
+    if key.startswith("loss/"):
+        return f"train/{key}"
+    return f"train/{prefix}/{key}"
+
+
+class Progress:
+    """tqdm bar on a terminal, plain log lines every ``every`` steps otherwise."""
+
+    def __init__(self, total: int, start: int, every: int):
+        self.total, self.every, self.bar = total, every, None
+        self._t, self._step, self.rate = time.time(), start, 0.0
+        if sys.stdout.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(self, step: int, score: float | None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 50 == 0:
+                self.bar.set_postfix(score="-" if score is None else f"{score:g}")
+        elif step % self.every == 0 or step == self.total:
+            now = time.time()
+            self.rate = (step - self._step) / max(now - self._t, 1e-9)
+            self._t, self._step = now, step
+            print(f"step {step}/{self.total} | {self.rate:.2f} steps/s | last episode score "
+                  f"{'-' if score is None else f'{score:g}'}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Trainer:
+    """All state of one run; ``run()`` trains, evaluates and writes the outputs."""
+
+    def __init__(self, cfg: RunConfig, out_dir: str | Path, env_fn: EnvFn | None = None):
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_or_write_config()
+        seed_everything(cfg.seed)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        if cfg.train.torch_threads > 0:
+            torch.set_num_threads(cfg.train.torch_threads)
+        self.device = resolve_device(cfg.device)
+        self.env_fn = env_fn if env_fn is not None else atari_env_fn(cfg)
+        self.env = self.env_fn(derive_seed(cfg.seed, _TRAIN_EPISODE, 0), evaluation=False)
+        self.num_actions = int(self.env.action_space.n)
+        wcfg = cfg.world_model
+        self.wm = WorldModel(wcfg, self.num_actions).to(self.device)
+        feat_dim = wcfg.stoch * wcfg.classes + wcfg.d_model
+        self.ac = ActorCritic(cfg.actor_critic, feat_dim, self.num_actions).to(self.device)
+        self.replay = ReplayBuffer(cfg.replay, device=self.device,
+                                   seed=derive_seed(cfg.seed, _REPLAY))
+        self.actor = RecurrentActor(self.wm, self.ac, 1, self.device)
+        self.warmup_rng = np.random.default_rng(derive_seed(cfg.seed, _WARMUP))
+        self.eval_envs: list = []
+        # counters and per-episode state
+        self.step = self.episode = self.wm_updates = self.ac_updates = 0
+        self.ep_return, self.ep_length, self.ep_actions = 0.0, 0, []
+        self.last_score: float | None = None
+        self.eval_rows: list[dict] = []
+        self.wall_time = 0.0
+        self.obs: np.ndarray | None = None
+        self.is_first = True
+        self.metrics = MetricsWriter(self.out / "metrics.jsonl")
+        self.acc: dict[str, torch.Tensor] = {}
+        self.acc_n = 0
+        self.last_row: dict[str, float] = {}
+
+    # -- setup ----------------------------------------------------------------------------
+    def _check_or_write_config(self) -> None:
+        path, resolved = self.out / "config.yaml", self.cfg.to_dict()
+        if path.exists():
+            with open(path) as f:
+                saved = yaml.safe_load(f)
+            ignore = {"device"}
+            diff = config_diff({k: v for k, v in saved.items() if k not in ignore},
+                               {k: v for k, v in resolved.items() if k not in ignore})
+            if diff:
+                raise ValueError(f"{self.out} holds a run with a different config; use another "
+                                 f"--out or the same arguments. Differences (saved != now): "
+                                 + "; ".join(diff))
+        else:
+            atomic_write_yaml(path, resolved)
+
+    def _reset_env(self) -> None:
+        seed = derive_seed(self.cfg.seed, _TRAIN_EPISODE, self.episode)
+        self.obs, _ = self.env.reset(seed=seed)
+        self.is_first = True
+        self.ep_return, self.ep_length, self.ep_actions = 0.0, 0, []
+        self.actor.reset(1)
+
+    # -- checkpoint -----------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "format": 1, "config": self.cfg.to_dict(),
+            "step": self.step, "episode": self.episode, "wm_updates": self.wm_updates,
+            "ac_updates": self.ac_updates, "ep_return": self.ep_return,
+            "ep_length": self.ep_length, "ep_actions": list(self.ep_actions),
+            "obs_digest": frame_digest(self.obs), "is_first": self.is_first,
+            "last_score": self.last_score, "eval_rows": list(self.eval_rows),
+            "wall_time": self.wall_time + (time.time() - self._t0),
+            "metrics_offset": self.metrics.offset(),
+            "wm": self.wm.state_dict(), "wm_opt": self.wm.optimizer.state_dict(),
+            "wm_sched": self.wm.scheduler.state_dict(),
+            "ac": self.ac.state_dict(), "ac_opt": self.ac.optimizer.state_dict(),
+            "ac_sched": self.ac.scheduler.state_dict(),
+            "replay": self.replay.state_dict(),
+            "actor_state": self.actor.state, "actor_h": self.actor.h,
+            "warmup_rng": self.warmup_rng.bit_generator.state, "rng": rng_state(),
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.out / CHECKPOINT_NAME, self._state())
+
+    def _restore(self, ck: dict[str, Any]) -> None:
+        diff = config_diff({k: v for k, v in ck["config"].items() if k != "device"},
+                           {k: v for k, v in self.cfg.to_dict().items() if k != "device"})
+        if diff:
+            raise CheckpointError(f"checkpoint config differs from this run: {'; '.join(diff)}")
+        dev = self.device
+        self.wm.load_state_dict(ck["wm"])
+        self.wm.optimizer.load_state_dict(ck["wm_opt"])
+        self.wm.scheduler.load_state_dict(ck["wm_sched"])
+        self.ac.load_state_dict(ck["ac"])
+        self.ac.optimizer.load_state_dict(ck["ac_opt"])
+        self.ac.scheduler.load_state_dict(ck["ac_sched"])
+        self.replay.load_state_dict(ck["replay"])
+        for name in ("step", "episode", "wm_updates", "ac_updates", "ep_length", "is_first",
+                     "last_score", "wall_time"):
+            setattr(self, name, ck[name])
+        self.eval_rows = list(ck["eval_rows"])
+        self.metrics.truncate(ck["metrics_offset"])
+        self.warmup_rng.bit_generator.state = ck["warmup_rng"]
+        # rebuild the environment: reset with the episode seed and replay its actions
+        self.obs, _ = self.env.reset(seed=derive_seed(self.cfg.seed, _TRAIN_EPISODE,
+                                                      self.episode))
+        for a in ck["ep_actions"]:
+            self.obs, *_ = self.env.step(int(a))
+        if frame_digest(self.obs) != ck["obs_digest"]:
+            raise CheckpointError("resume: replaying the current episode's actions did not "
+                                  "reproduce the saved frame (non-deterministic environment?)")
+        self.ep_actions, self.ep_return = list(ck["ep_actions"]), ck["ep_return"]
+        to_dev = lambda t: t.to(dev) if isinstance(t, torch.Tensor) else t  # noqa: E731
+        self.actor.state = torch.utils._pytree.tree_map(to_dev, ck["actor_state"])
+        self.actor.h = ck["actor_h"].to(dev)
+        set_rng_state(ck["rng"])
+
+    # -- one step -------------------------------------------------------------------------
+    def _train_step(self) -> None:
+        c = self.cfg
+        self.wm.train()
+        batch = self.replay.sample_world_model(c.train.wm_batch, c.train.wm_seq_len)
+        wm_m = self.wm.update(batch)
+        self.wm.eval()
+        self.ac.eval()
+        start = self.replay.sample_imagination(c.actor_critic.imag_batch,
+                                               c.actor_critic.imag_context)
+        traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
+        ac_m = self.ac.update(traj)
+        self.ac.eval()
+        self.wm_updates += 1
+        self.ac_updates += 1
+        named = {_metric_name("wm", k): v for k, v in wm_m.items()}
+        named.update({_metric_name("ac", k): v for k, v in ac_m.items()})
+        totals = torch.stack([named["train/loss/wm_total"], named["train/loss/ac_total"]])
+        if not bool(torch.isfinite(totals).all()):  # one host sync per update
+            self._fail(named)
+        for k, v in named.items():
+            v = v.detach().float()
+            self.acc[k] = self.acc[k] + v if k in self.acc else v
+        self.acc_n += 1
+
+    def _fail(self, named: dict[str, torch.Tensor]) -> None:
+        values = {k: float(v) for k, v in named.items()}
+        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        info = {"step": self.step, "non_finite": bad, "metrics_at_failure": values,
+                "last_logged_metrics": self.last_row, "wm_updates": self.wm_updates,
+                "ac_updates": self.ac_updates}
+        atomic_write_json(self.out / "failure.json", info)
+        raise NonFiniteLossError(f"non-finite loss at env step {self.step}: {bad}; "
+                                 f"see {self.out / 'failure.json'}")
+
+    def _log(self, extra: dict[str, float]) -> None:
+        row = {k: float(v / self.acc_n) for k, v in self.acc.items()} if self.acc_n else {}
+        row.update(extra)
+        row.update({"perf/wm_updates": self.wm_updates, "perf/ac_updates": self.ac_updates,
+                    "replay/size": len(self.replay)})
+        self.metrics.write(self.step, row)
+        self.last_row = row
+        self.acc, self.acc_n = {}, 0
+
+    def _evaluate(self, episodes: int, final: bool) -> list[dict]:
+        c = self.cfg
+        while len(self.eval_envs) < min(c.train.eval_batch, episodes):
+            self.eval_envs.append(self.env_fn(derive_seed(c.seed, _EVAL_EPISODE, 0,
+                                                          len(self.eval_envs)), evaluation=True))
+        seeds = [derive_seed(c.seed, _EVAL_EPISODE, self.step, i) for i in range(episodes)]
+        res = evaluate(self.wm, self.ac, self.eval_envs[:min(c.train.eval_batch, episodes)],
+                       seeds, greedy=c.train.eval_greedy,
+                       torch_seed=derive_seed(c.seed, _EVAL_TORCH, self.step),
+                       device=self.device)
+        rows = [{"game": c.game, "variant": c.variant, "seed": c.seed, "env_step": self.step,
+                 "episode": i, "return": r, "length": n, "final": final}
+                for i, (r, n) in enumerate(res)]
+        returns = np.array([r for r, _ in res])
+        prefix = "eval_final" if final else "eval"
+        self._log({f"{prefix}/return_mean": returns.mean(), f"{prefix}/return_std": returns.std(),
+                   f"{prefix}/length_mean": float(np.mean([n for _, n in res]))})
+        return rows
+
+    # -- main loop ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        c, info_path = self.cfg, self.out / "run_info.json"
+        if info_path.exists() and (self.out / "eval.parquet").exists():
+            info = json.loads(info_path.read_text())
+            if info.get("status") == "complete":
+                print(f"{self.out}: run already complete (score {info.get('score')})")
+                return info
+        self._t0 = time.time()
+        ck_path = self.out / CHECKPOINT_NAME
+        if ck_path.exists():
+            self._restore(load_checkpoint(ck_path, map_location=self.device))
+            print(f"resumed from {ck_path} at env step {self.step}", flush=True)
+        else:
+            self.metrics.truncate(0)
+            self._reset_env()
+        self.wm.eval()
+        self.ac.eval()
+        self._write_run_info("running")
+        progress = Progress(c.train.steps, self.step, c.train.log_every)
+        t_window, s_window = time.time(), self.step
+        while self.step < c.train.steps:
+            ready = len(self.replay) > c.replay.warmup
+            random_a = None if ready else self.warmup_rng.integers(self.num_actions, size=1)
+            action = int(self.actor.act(self.obs[None], policy=ready,
+                                        random_actions=random_a)[0])
+            next_obs, reward, term, trunc, info = self.env.step(action)
+            terminal = bool(term) or bool(info.get("life_loss", False))
+            self.replay.add(self.obs, action, float(reward), terminal, self.is_first)
+            self.obs, self.is_first = next_obs, False
+            self.ep_actions.append(action)
+            self.ep_return += float(reward)
+            self.ep_length += 1
+            self.step += 1
+            if len(self.replay) > c.replay.warmup and self.step % c.train.train_every == 0:
+                self._train_step()
+            if term or trunc:
+                self.last_score = self.ep_return
+                self.metrics.write(self.step, {"episode/score": self.ep_return,
+                                               "episode/length": self.ep_length})
+                self.episode += 1
+                self._reset_env()
+            if self.step % c.train.log_every == 0:
+                now = time.time()
+                sps = (self.step - s_window) / max(now - t_window, 1e-9)
+                t_window, s_window = now, self.step
+                self._log({"perf/env_steps_per_s": sps})
+            if c.train.eval_every and self.step % c.train.eval_every == 0 \
+                    and self.step < c.train.steps:
+                self.eval_rows += self._evaluate(c.train.eval_episodes, final=False)
+            if self.step % c.train.checkpoint_every == 0 or self.step == c.train.steps:
+                self.save()
+            progress.update(self.step, self.last_score)
+        progress.close()
+        final_rows = self._evaluate(c.train.final_eval_episodes, final=True)
+        frame = pd.DataFrame(self.eval_rows + final_rows, columns=EVAL_COLUMNS)
+        frame = frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
+                              "return": "float64", "length": "int64", "final": "bool"})
+        atomic_write_parquet(self.out / "eval.parquet", frame)
+        score = float(np.mean([r["return"] for r in final_rows]))
+        info = self._write_run_info("complete", score=score)
+        self.metrics.close()
+        print(f"done: {c.game} {c.variant} seed {c.seed}: final mean return {score:g} over "
+              f"{len(final_rows)} episodes, {info['wall_time_s']:.0f} s", flush=True)
+        return info
+
+    def _write_run_info(self, status: str, score: float | None = None) -> dict[str, Any]:
+        wall = self.wall_time + (time.time() - self._t0)
+        backend = getattr(self.wm.sequence, "backend", None)
+        params = dict(self.wm.parameter_counts())
+        params.update(self.ac.parameter_counts())
+        info = {
+            "status": status, "game": self.cfg.game, "variant": self.cfg.variant,
+            "preset": self.cfg.preset, "seed": self.cfg.seed, "env_steps": self.step,
+            "steps_target": self.cfg.train.steps,
+            "updates": {"world_model": self.wm_updates, "actor_critic": self.ac_updates},
+            "wall_time_s": wall, "sequence_kind": self.cfg.world_model.sequence_kind,
+            "sequence_backend": backend, "protocol": getattr(self.env, "protocol", None),
+            "num_actions": self.num_actions, "parameter_counts": params, "score": score,
+            "score_definition": "mean return of the final evaluation episodes",
+            **environment_info(self.device),
+        }
+        atomic_write_json(self.out / "run_info.json", info)
+        return info
+
+
+def train(cfg: RunConfig, out_dir: str | Path, env_fn: EnvFn | None = None) -> dict[str, Any]:
+    """Train (or resume) a run in ``out_dir``; returns the final run_info dict.
+
+    ``env_fn(seed, evaluation=False)`` builds an environment (default: drama.envs.make_env for
+    ``cfg.game`` with the protocol overrides ``cfg.env``).
+    """
+    return Trainer(cfg, out_dir, env_fn).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m drama.train", description=__doc__.split("\n")[0])
+    p.add_argument("--game", required=True, help="Atari100k game, e.g. Pong")
+    p.add_argument("--seed", required=True, type=int, help="run seed (everything derives from it)")
+    p.add_argument("--variant", required=True,
+                   help="drama | uniform | mamba1 | transformer | gru")
+    p.add_argument("--out", required=True, help="run directory (rerun to resume)")
+    p.add_argument("--preset", default="atari100k", help="atari100k (paper) | debug (CPU-sized)")
+    p.add_argument("--steps", type=int, default=None, help="env steps (overrides train.steps)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set world_model.lr=1e-4 (repeatable)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    return p
+
+
+def main(argv: list[str] | None = None, env_fn: EnvFn | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = resolve_config(args.game, args.seed, args.variant, args.preset, args.set,
+                             args.steps, args.device)
+        if env_fn is None:
+            atari_env_fn(cfg)  # validates the game name before anything is written
+        train(cfg, args.out, env_fn)
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except (ValueError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
