@@ -176,3 +176,12 @@ def test_state_rows_reset_by_zeroing():
             y_cont, _ = run_steps(model, x[:, :4], state=state)
             y_fresh, _ = run_steps(model, x[1:, :4])
         torch.testing.assert_close(y_cont[1], y_fresh[0], rtol=1e-5, atol=1e-5)
+
+
+def test_wrong_state_is_an_error_and_bf16_autocast_keeps_an_fp32_residual():
+    model = make_sequence_model("mamba2", 32, 2, headdim=16).eval()
+    with pytest.raises(ValueError, match="state keys"):
+        model.step(torch.randn(2, 32), {"0.conv": torch.zeros(2, 96, 3)})
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(torch.randn(2, 5, 32))
+    assert y.dtype == torch.float32 and torch.isfinite(y).all()

@@ -6,14 +6,15 @@ ICLR-release structure (fused add+norm with dropout, `residual_in_fp32`), writte
     for each layer:  r = r + dropout(mixer(RMSNorm(r)))
     out = RMSNorm_f(r)
 
-i.e. pre-norm residual blocks, no MLP inside a block (d_intermediate 0), residual dropout 0.1,
-a final RMSNorm; RMSNorm eps 1e-5 (mamba-ssm's `norm_epsilon`). Module names follow mamba-ssm
-(`layers.{i}.norm`, `layers.{i}.mixer`, `norm_f`). Initialisation as mamba-ssm's `_init_weights`:
-Linear biases zeroed (except dt_proj's), every `out_proj.weight` drawn as nn.Linear's default
-and scaled by 1/sqrt(n_layers).
+with the residual stream kept in fp32 (the official residual_in_fp32=True; under bf16 autocast
+the output is fp32 too), i.e. pre-norm residual blocks, no MLP inside a block (d_intermediate 0),
+residual dropout 0.1, a final RMSNorm; RMSNorm eps 1e-5 (mamba-ssm's `norm_epsilon`).
+Module names as mamba-ssm's (`layers.{i}.norm`, `layers.{i}.mixer`, `norm_f`). Initialisation as
+mamba-ssm's `_init_weights`: Linear biases zeroed (except dt_proj's), every `out_proj.weight` drawn
+as nn.Linear's default and scaled by 1/sqrt(n_layers).
 
-State for `step`: a flat dict of fixed-shape tensors, keys `"{layer}.{name}"`, all zeros at start
-(so resetting a finished sequence's row means zeroing that row in every tensor).
+State for `step`: a flat dict of fixed-shape tensors, keys `"{layer}.{name}"`, batch on dim 0,
+all zeros at start (so resetting a finished sequence's row means zeroing that row in every tensor).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from collections.abc import Callable
 
 import torch
 import torch.nn as nn
+
+
+def _norm(norm: nn.RMSNorm, r: torch.Tensor) -> torch.Tensor:
+    """The official Block: norm(residual.to(norm.weight.dtype)); the residual itself stays fp32."""
+    return norm(r.to(norm.weight.dtype))
 
 
 class Block(nn.Module):
@@ -49,6 +55,7 @@ class ResidualStack(nn.Module):
         self.norm_f = nn.RMSNorm(d_model, eps=norm_eps)
         self.dropout = nn.Dropout(dropout)
         self._init_weights()
+        self._state_keys = tuple(self.init_state(1))
 
     @torch.no_grad()
     def _init_weights(self):
@@ -63,10 +70,10 @@ class ResidualStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.ndim == 3 and x.shape[-1] == self.d_model, x.shape
-        r = self.dropout(x)  # (b, l, d) residual stream
+        r = self.dropout(x).float()  # (b, L, d) residual stream, fp32 (residual_in_fp32)
         for layer in self.layers:
-            r = r + self.dropout(layer.mixer(layer.norm(r)))
-        return self.norm_f(r)
+            r = r + self.dropout(layer.mixer(_norm(layer.norm, r)))
+        return _norm(self.norm_f, r)
 
     def init_state(self, batch_size: int) -> dict[str, torch.Tensor]:
         state = {}
@@ -78,11 +85,14 @@ class ResidualStack(nn.Module):
     def step(self, x_t: torch.Tensor, state: dict[str, torch.Tensor]):
         assert x_t.ndim == 2 and x_t.shape[-1] == self.d_model, x_t.shape
         new_state = {}
-        r = self.dropout(x_t)  # (b, d)
+        if set(state) != set(self._state_keys):
+            raise ValueError(f"state keys {sorted(state)} differ from init_state's "
+                             f"{sorted(self._state_keys)}")
+        r = self.dropout(x_t).float()  # (b, d)
         for i, layer in enumerate(self.layers):
             prefix = f"{i}."
             mine = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            y, mine = layer.mixer.step(layer.norm(r), mine)
+            y, mine = layer.mixer.step(_norm(layer.norm, r), mine)
             r = r + self.dropout(y)
             new_state.update({prefix + k: v for k, v in mine.items()})
-        return self.norm_f(r), new_state
+        return _norm(self.norm_f, r), new_state
