@@ -1,7 +1,7 @@
 """Time DFS draws from a full replay buffer (target: 1,024 imagination starts at N = 100,000
 in under 10 ms on CPU).
 
-    python benchmarks/replay_sampling.py [--capacity 100000] [--device cpu] [--repeats 50]
+    python benchmarks/replay_sampling.py [--capacity 100000] [--device cpu] [--threads 1]
 
 Prints the median milliseconds of: drawing 1,024 imagination starts (DFS scores, Gumbel-top-k,
 counter update), drawing 16 world-model starts, and full batches including the uint8 frame
@@ -42,7 +42,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--sampling", default="dfs", choices=("dfs", "uniform"))
     ap.add_argument("--episode-len", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
     rb = ReplayBuffer(ReplayConfig(capacity=args.capacity, sampling=args.sampling), device=device)

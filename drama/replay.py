@@ -102,10 +102,9 @@ def valid_starts(is_first: Tensor, length: int, cross_episodes: bool) -> Tensor:
     assert 1 <= length <= n, (length, n)
     if cross_episodes or length == 1:
         return torch.ones(n - length + 1, dtype=torch.bool, device=is_first.device)
-    cs = torch.zeros(n + 1, dtype=torch.int32, device=is_first.device)
-    cs[1:] = torch.cumsum(is_first.to(torch.int32), 0)  # cs[k] = #is_first in [0, k)
-    j = torch.arange(n - length + 1, device=is_first.device)
-    return (cs[j + length] - cs[j + 1]) == 0  # no is_first in (j, j+length)
+    cs = torch.cumsum(is_first, 0, dtype=torch.int32)  # cs[k] = #is_first in [0, k]
+    m = n - length + 1
+    return (cs[length - 1 :] - cs[:m]) == 0  # #is_first in (j, j+length) = cs[j+L-1] - cs[j]
 
 
 class ReplayBuffer:
@@ -227,9 +226,6 @@ class ReplayBuffer:
         n = self._size
         assert 1 <= length <= n, (length, n)
         m = n - length + 1
-        valid = valid_starts(
-            self._logical_slice(self.is_first, n), length, self.cfg.cross_episodes
-        )  # (m,)
         if self.cfg.sampling == "uniform":
             logits = torch.zeros(m, dtype=torch.float32, device=self.device)
         else:
@@ -244,7 +240,10 @@ class ReplayBuffer:
                     - self.cfg.beta * torch.clamp(c - i_tilde, min=0.0)
                 )  # s_i, (m,)
                 logits = score / self.cfg.img_tau
-        return logits.masked_fill(~valid, float("-inf"))
+        if self.num_valid_starts(length) < m:  # host-side check: a reset inside some window
+            valid = valid_starts(self._logical_slice(self.is_first, n), length, False)  # (m,)
+            logits = logits.masked_fill(~valid, float("-inf"))
+        return logits
 
     def probabilities(self, kind: str, length: int) -> Tensor:
         """p_i over logical starts [0, N - length] (for inspection and tests)."""
