@@ -32,6 +32,9 @@ stay 0; the DFS formulas above are then normalised over the valid starts only. W
 ``cross_episodes=True`` every i <= N - L is valid (official behaviour): windows may span a reset,
 marked only by the termination flag at the end of the old episode and ``is_first`` at the new
 one. Life losses never break a window (termination 1.0 marks them; the game continues).
+Excluding windows can leave fewer valid starts than a batch right after the warm-up (1,032
+steps hold 1,025 imagination windows of 8, minus up to 7 per reset); such a batch is filled
+by repeated without-replacement passes instead of failing (see ``draw_starts``).
 
 Ring buffer: once full, the oldest slot is overwritten and its counters reset to 0. Windows are
 taken in logical (time) order, oldest first, so none crosses the write position. (The official
@@ -183,7 +186,7 @@ class ReplayBuffer:
         return t[self._physical(torch.arange(n, device=t.device))]
 
     # ------------------------------------------------------------------ DFS
-    def _check_request(self, batch_size: int, length: int) -> None:
+    def _check_request(self, batch_size: int, length: int) -> int:
         if length < 1 or batch_size < 1:
             raise ValueError(
                 f"replay: batch_size and length must be >= 1, got {batch_size}, {length}"
@@ -193,12 +196,13 @@ class ReplayBuffer:
                 f"replay: cannot sample sequences of length {length} from {self._size} transitions"
             )
         n_valid = self.num_valid_starts(length)
-        if batch_size > n_valid:
+        if n_valid == 0:
             raise ValueError(
-                f"replay: {batch_size} draws without replacement need {batch_size} valid start "
-                f"indices for length {length}, but only {n_valid} exist among {self._size} "
-                f"transitions (cross_episodes={self.cfg.cross_episodes})"
+                f"replay: no valid start index for length {length} among {self._size} "
+                f"transitions (every window would span an episode reset; "
+                f"cross_episodes={self.cfg.cross_episodes})"
             )
+        return n_valid
 
     def num_valid_starts(self, length: int) -> int:
         """Number of allowed windows of ``length`` (host-side, from the is_first mirror).
@@ -250,15 +254,24 @@ class ReplayBuffer:
         return torch.softmax(self.start_logits(kind, length), dim=0)
 
     def draw_starts(self, kind: str, batch_size: int, length: int) -> Tensor:
-        """Draw ``batch_size`` distinct logical starts, update the counters; returns (B,) long."""
-        self._check_request(batch_size, length)
+        """Draw ``batch_size`` distinct logical starts, update the counters; returns (B,) long.
+
+        If fewer valid starts exist than requested (possible just after the warm-up, since each
+        reset excludes up to length - 1 starts), the batch is filled by further
+        without-replacement passes over the same probabilities, so a start may repeat only then.
+        """
+        n_valid = self._check_request(batch_size, length)
         logits = self.start_logits(kind, length)  # (m,)
-        # Gumbel-top-k: -log(E), E ~ Exp(1), is standard Gumbel noise.
-        # Gumbel-top-k; Gumbel noise = -log(-log U). Clamps keep keys finite (an inf key plus
-        # a -inf logit would be NaN, which topk ranks first).
-        u = torch.rand(logits.shape, generator=self.generator, device=self.device)  # (m,)
-        noise = u.clamp_(min=1e-30).log_().neg_().clamp_(min=1e-30).log_().neg_()  # (m,)
-        starts = torch.topk(logits + noise, batch_size, sorted=False).indices  # (B,) distinct
+        parts, remaining = [], batch_size
+        while remaining > 0:  # one pass unless batch_size > n_valid
+            k = min(remaining, n_valid)
+            # Gumbel-top-k; Gumbel noise = -log(-log U). Clamps keep keys finite (an inf key
+            # plus a -inf logit would be NaN, which topk ranks first).
+            u = torch.rand(logits.shape, generator=self.generator, device=self.device)  # (m,)
+            noise = u.clamp_(min=1e-30).log_().neg_().clamp_(min=1e-30).log_().neg_()  # (m,)
+            parts.append(torch.topk(logits + noise, k, sorted=False).indices)  # (k,) distinct
+            remaining -= k
+        starts = parts[0] if len(parts) == 1 else torch.cat(parts)  # (B,)
         phys = self._physical(starts)
         counter = self.wm_count if kind == "world_model" else self.img_count
         counter.index_add_(0, phys, torch.ones_like(phys, dtype=torch.int32))
