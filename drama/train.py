@@ -25,6 +25,7 @@ is checked against a digest of the saved current frame.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -236,35 +237,47 @@ class Trainer:
         c = self.cfg
         self.wm.train()
         batch = self.replay.sample_world_model(c.train.wm_batch, c.train.wm_seq_len)
-        wm_m = self.wm.update(batch)
+        named = {_metric_name("wm", k): v for k, v in self.wm.update(batch).items()}
         self.wm.eval()
+        self._check_finite(named, ["train/loss/wm_total", "train/wm/grad_norm"])
         self.ac.eval()
         start = self.replay.sample_imagination(c.actor_critic.imag_batch,
                                                c.actor_critic.imag_context)
-        traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
-        ac_m = self.ac.update(traj)
+        with self._guard("imagination", named):
+            traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
+        named.update({_metric_name("ac", k): v for k, v in self.ac.update(traj).items()})
         self.ac.eval()
         self.wm_updates += 1
         self.ac_updates += 1
-        named = {_metric_name("wm", k): v for k, v in wm_m.items()}
-        named.update({_metric_name("ac", k): v for k, v in ac_m.items()})
-        totals = torch.stack([named["train/loss/wm_total"], named["train/loss/ac_total"]])
-        if not bool(torch.isfinite(totals).all()):  # one host sync per update
-            self._fail(named)
+        self._check_finite(named, ["train/loss/ac_total", "train/ac/grad_norm"])
         for k, v in named.items():
             v = v.detach().float()
             self.acc[k] = self.acc[k] + v if k in self.acc else v
         self.acc_n += 1
 
-    def _fail(self, named: dict[str, torch.Tensor]) -> None:
+    def _check_finite(self, named: dict[str, torch.Tensor], keys: list[str]) -> None:
+        if not bool(torch.isfinite(torch.stack([named[k] for k in keys])).all()):  # host sync
+            self._fail(named, "update")
+
+    @contextlib.contextmanager
+    def _guard(self, stage: str, named: dict[str, torch.Tensor]):
+        """Turn sampling errors caused by NaN/Inf network outputs into a NaN failure."""
+        try:
+            yield
+        except RuntimeError as e:
+            if "nan" in str(e).lower() or "inf" in str(e).lower():
+                self._fail(named, stage, str(e))
+            raise
+
+    def _fail(self, named: dict[str, torch.Tensor], stage: str, error: str = "") -> None:
         values = {k: float(v) for k, v in named.items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-        info = {"step": self.step, "non_finite": bad, "metrics_at_failure": values,
-                "last_logged_metrics": self.last_row, "wm_updates": self.wm_updates,
-                "ac_updates": self.ac_updates}
+        info = {"step": self.step, "stage": stage, "non_finite": bad, "error": error,
+                "metrics_at_failure": values, "last_logged_metrics": self.last_row,
+                "wm_updates": self.wm_updates, "ac_updates": self.ac_updates}
         atomic_write_json(self.out / "failure.json", info)
-        raise NonFiniteLossError(f"non-finite loss at env step {self.step}: {bad}; "
-                                 f"see {self.out / 'failure.json'}")
+        raise NonFiniteLossError(f"non-finite values at env step {self.step} ({stage}): "
+                                 f"{bad or error}; see {self.out / 'failure.json'}")
 
     def _log(self, extra: dict[str, float]) -> None:
         row = {k: float(v / self.acc_n) for k, v in self.acc.items()} if self.acc_n else {}
@@ -318,9 +331,13 @@ class Trainer:
         while self.step < c.train.steps:
             ready = len(self.replay) > c.replay.warmup
             random_a = None if ready else self.warmup_rng.integers(self.num_actions, size=1)
-            action = int(self.actor.act(self.obs[None], policy=ready,
-                                        random_actions=random_a)[0])
+            with self._guard("acting", {}):
+                action = int(self.actor.act(self.obs[None], policy=ready,
+                                            random_actions=random_a)[0])
             next_obs, reward, term, trunc, info = self.env.step(action)
+            if not math.isfinite(float(reward)):
+                raise ValueError(f"environment returned a non-finite reward {reward!r} at env "
+                                 f"step {self.step + 1} (episode {self.episode})")
             terminal = bool(term) or bool(info.get("life_loss", False))
             self.replay.add(self.obs, action, float(reward), terminal, self.is_first)
             self.obs, self.is_first = next_obs, False

@@ -1,0 +1,93 @@
+"""Presets, variants and --set overrides."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from drama.agent import ActorCriticConfig
+from drama.config import (PRESETS_PATH, TrainConfig, config_from_dict, load_presets,
+                          resolve_config)
+from drama.replay import ReplayConfig
+from drama.world_model import WorldModelConfig
+
+
+def test_atari100k_preset_is_the_paper():
+    cfg = resolve_config("Pong", 0, "drama", "atari100k")
+    # the YAML spells out the same values as the dataclass defaults (= official code)
+    assert cfg.world_model == WorldModelConfig()
+    assert cfg.replay == ReplayConfig()
+    assert cfg.actor_critic == ActorCriticConfig()
+    assert cfg.train == TrainConfig()
+    ac, t, r, w = cfg.actor_critic, cfg.train, cfg.replay, cfg.world_model
+    assert (ac.gamma, ac.lam, ac.entropy_coef, ac.lr, ac.eps, ac.grad_clip) == \
+        (0.985, 0.95, 3e-4, 4e-5, 1e-20, 100.0)
+    assert (ac.imag_batch, ac.imag_context, ac.imag_horizon, ac.slow_critic_decay) == \
+        (1024, 8, 16, 0.98)
+    assert (t.steps, t.wm_batch, t.wm_seq_len, t.eval_every, t.eval_episodes,
+            t.final_eval_episodes) == (100_000, 16, 128, 10_000, 10, 100)
+    assert (r.warmup, r.capacity, r.sampling) == (1032, 100_000, "dfs")
+    assert (w.sequence_kind, w.d_model, w.lr, w.weight_decay) == ("mamba2", 512, 4e-5, 1e-4)
+
+
+def test_presets_yaml_defaults_list_every_field():
+    data = load_presets()
+    for section, cls in (("world_model", WorldModelConfig), ("replay", ReplayConfig),
+                         ("actor_critic", ActorCriticConfig), ("train", TrainConfig)):
+        assert set(data["defaults"][section]) == {f.name for f in dataclasses.fields(cls)}, section
+
+
+@pytest.mark.parametrize("variant,kind,sampling", [
+    ("drama", "mamba2", "dfs"), ("uniform", "mamba2", "uniform"), ("mamba1", "mamba1", "dfs"),
+    ("transformer", "transformer", "dfs"), ("gru", "gru", "dfs")])
+def test_variants(variant, kind, sampling):
+    cfg = resolve_config("Pong", 1, variant, "debug")
+    assert (cfg.world_model.sequence_kind, cfg.replay.sampling) == (kind, sampling)
+    assert cfg.world_model.d_model < 512 and cfg.train.steps < 100_000  # debug preset applied
+
+
+def test_set_overrides_and_types():
+    cfg = resolve_config("Pong", 0, "drama", "debug", [
+        "world_model.lr=1e-4", "train.eval_every=0", "train.deterministic=true",
+        "world_model.encoder_mults=[1, 2, 2, 2, 2]", "world_model.sequence_options.d_state=8",
+        "env.noop_max=30", "actor_critic.betas=[0.9, 0.99]"], steps=123)
+    assert cfg.world_model.lr == 1e-4 and isinstance(cfg.world_model.lr, float)
+    assert cfg.train.eval_every == 0 and cfg.train.deterministic is True
+    assert cfg.world_model.encoder_mults == (1, 2, 2, 2, 2)
+    assert cfg.world_model.sequence_options == {"d_state": 8}
+    assert cfg.env == {"noop_max": 30}
+    assert cfg.actor_critic.betas == (0.9, 0.99)
+    assert cfg.train.steps == 123
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"variant": "mamba3"}, "mamba3"),
+    ({"preset": "huge"}, "huge"),
+    ({"sets": ["world_model.lrr=1"]}, "world_model.lrr"),
+    ({"sets": ["trainer.steps=1"]}, "trainer"),
+    ({"sets": ["train.steps"]}, "key=value"),
+    ({"sets": ["train.steps=abc"]}, "train.steps"),
+    ({"sets": ["train.deterministic=maybe"]}, "boolean"),
+    ({"sets": ["replay.sampling=prioritised"]}, "prioritised"),
+    ({"device": "tpu"}, "tpu"),
+])
+def test_bad_input_is_an_error_naming_it(kwargs, needle):
+    args = {"game": "Pong", "seed": 0, "variant": "drama", "preset": "debug", **kwargs}
+    with pytest.raises(ValueError, match=needle):
+        resolve_config(**args)
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = resolve_config("Pong", 3, "transformer", "debug", ["world_model.lr=2e-4"])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert config_from_dict(yaml.safe_load(path.read_text())) == cfg
+
+
+def test_unknown_key_in_presets_file_is_an_error(tmp_path):
+    data = yaml.safe_load(PRESETS_PATH.read_text())
+    data["presets"]["debug"]["actor_critic"]["hidden_size"] = 3
+    bad = tmp_path / "presets.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="actor_critic.hidden_size"):
+        resolve_config("Pong", 0, "drama", "debug", presets_path=bad)
