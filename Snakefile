@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/sequence_benchmark.smk"
 
 
 rule all:

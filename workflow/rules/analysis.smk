@@ -1,5 +1,17 @@
 # Paper outputs from the collected runs: tables (results/tables/) and figures
 # (results/figures/, PNG + PDF). Each script is a short adapter over the analysis library.
+# Local rules: run by the submitting Snakemake process even with --profile slurm (see collect.smk).
+
+
+localrules:
+    per_game_table,
+    aggregates,
+    performance_profiles,
+    probability_of_improvement,
+    ablation,
+    sample_efficiency,
+    cost_table,
+    sequence_scaling,
 
 
 rule per_game_table:

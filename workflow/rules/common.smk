@@ -53,10 +53,10 @@ def trainer_args():
     args = ["--preset", config["preset"], "--device", config["device"]]
     if config["steps"] is not None:
         args += ["--steps", str(config["steps"])]
-    overrides = {
-        "train.eval_episodes": config["eval_episodes"],
+    overrides = {  # workflow config key -> trainer preset key (drama/presets.yaml)
+        "train.final_eval_episodes": config["eval_episodes"],
         "train.eval_every": config["eval_every"],
-        "train.eval_periodic_episodes": config["eval_periodic_episodes"],
+        "train.eval_episodes": config["eval_periodic_episodes"],
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides.update(config["trainer_overrides"])
@@ -110,3 +110,15 @@ def ablation_pair(name):
         if stem == name:
             return [variant, reference, title]
     raise ValueError(f"unknown ablation {name!r}")
+
+
+def sequence_benchmark_args():
+    """benchmarks/sequence_speed.py options from config["sequence_benchmark"]."""
+    sb = config["sequence_benchmark"]
+    args = ["--kinds", *sb["kinds"], "--lengths", *map(str, sb["lengths"])]
+    args += ["--batch", str(sb["batch_size"]), "--d-model", str(sb["d_model"])]
+    if sb["repeats"] is not None:
+        args += ["--repeats", str(sb["repeats"])]
+    if config["device"] != "auto":  # auto: the script picks CUDA when available
+        args += ["--device", config["device"]]
+    return " ".join(args)
