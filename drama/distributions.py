@@ -85,7 +85,7 @@ def straight_through_categorical(
     flat = probs.reshape(-1, probs.shape[-1])
     idx = torch.multinomial(flat.float(), 1, generator=generator).squeeze(-1)
     sample = F.one_hot(idx, probs.shape[-1]).to(probs.dtype).reshape(probs.shape)
-    return sample + probs - probs.detach()
+    return probs + (sample - probs).detach()  # forward values exactly one-hot
 
 
 def categorical_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
