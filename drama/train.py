@@ -307,6 +307,34 @@ class Trainer:
                    f"{prefix}/length_mean": float(np.mean([n for _, n in res]))})
         return rows
 
+    def advance(self) -> None:
+        """One env step: act, store, train (after the warm-up), handle the episode end."""
+        c = self.cfg
+        ready = len(self.replay) > c.replay.warmup
+        random_a = None if ready else self.warmup_rng.integers(self.num_actions, size=1)
+        with self._guard("acting", {}):
+            action = int(self.actor.act(self.obs[None], policy=ready,
+                                        random_actions=random_a)[0])
+        next_obs, reward, term, trunc, info = self.env.step(action)
+        if not math.isfinite(float(reward)):
+            raise ValueError(f"environment returned a non-finite reward {reward!r} at env "
+                             f"step {self.step + 1} (episode {self.episode})")
+        terminal = bool(term) or bool(info.get("life_loss", False))
+        self.replay.add(self.obs, action, float(reward), terminal, self.is_first)
+        self.obs, self.is_first = next_obs, False
+        self.ep_actions.append(action)
+        self.ep_return += float(reward)
+        self.ep_length += 1
+        self.step += 1
+        if len(self.replay) > c.replay.warmup and self.step % c.train.train_every == 0:
+            self._train_step()
+        if term or trunc:
+            self.last_score = self.ep_return
+            self.metrics.write(self.step, {"episode/score": self.ep_return,
+                                           "episode/length": self.ep_length})
+            self.episode += 1
+            self._reset_env()
+
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         c, info_path = self.cfg, self.out / "run_info.json"
@@ -329,30 +357,7 @@ class Trainer:
         progress = Progress(c.train.steps, self.step, c.train.log_every)
         t_window, s_window = time.time(), self.step
         while self.step < c.train.steps:
-            ready = len(self.replay) > c.replay.warmup
-            random_a = None if ready else self.warmup_rng.integers(self.num_actions, size=1)
-            with self._guard("acting", {}):
-                action = int(self.actor.act(self.obs[None], policy=ready,
-                                            random_actions=random_a)[0])
-            next_obs, reward, term, trunc, info = self.env.step(action)
-            if not math.isfinite(float(reward)):
-                raise ValueError(f"environment returned a non-finite reward {reward!r} at env "
-                                 f"step {self.step + 1} (episode {self.episode})")
-            terminal = bool(term) or bool(info.get("life_loss", False))
-            self.replay.add(self.obs, action, float(reward), terminal, self.is_first)
-            self.obs, self.is_first = next_obs, False
-            self.ep_actions.append(action)
-            self.ep_return += float(reward)
-            self.ep_length += 1
-            self.step += 1
-            if len(self.replay) > c.replay.warmup and self.step % c.train.train_every == 0:
-                self._train_step()
-            if term or trunc:
-                self.last_score = self.ep_return
-                self.metrics.write(self.step, {"episode/score": self.ep_return,
-                                               "episode/length": self.ep_length})
-                self.episode += 1
-                self._reset_env()
+            self.advance()
             if self.step % c.train.log_every == 0:
                 now = time.time()
                 sps = (self.step - s_window) / max(now - t_window, 1e-9)
