@@ -11,7 +11,8 @@
 # munged (unless one already runs), slurmctld and slurmd, and waits until the node is idle.
 # The config must sit at the default path: snakemake-executor-plugin-slurm-jobstep removes
 # SLURM_* variables (SLURM_CONF included) before its nested `srun`, which then finds no config.
-# The node advertises one fake GPU (gres backed by /dev/null) so jobs asking for --gpus=1 schedule. There is no accounting
+# The node advertises one fake GPU per core (gres backed by /dev/null, /dev/zero, ...) so that
+# jobs asking for --gpus=1 schedule, side by side. There is no accounting
 # database (sacct does not work), so the SLURM profile's `slurm-status-command: squeue` is what
 # the workflow uses; MinJobAge=300 keeps finished jobs visible to squeue long enough.
 # The PIDs of the daemons started here are appended to STATE_DIR/pids for the stop script.
@@ -57,6 +58,11 @@ if [ -e "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
 fi
 mkdir -p /etc/slurm "$STATE"/{state,spool,log}
 HW=$(slurmd -C | head -1 | sed -E 's/^NodeName=[^ ]+ //')   # CPUs=.. Boards=.. RealMemory=..
+# One fake GPU per core (up to 4), so that GPU jobs run side by side as on a GPU node: a gpu
+# gres needs a device file per unit; character devices that every system has stand in.
+FAKE_DEVICES=(/dev/null /dev/zero /dev/full /dev/urandom)
+NGPU=$(( $(nproc) < 4 ? $(nproc) : 4 ))
+GPU_FILES=$(IFS=,; echo "${FAKE_DEVICES[*]:0:$NGPU}")
 cat > "$CONF" <<CONF
 $MARK (state in $STATE)
 ClusterName=drama-local
@@ -87,13 +93,13 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$STATE/log/jobcomp.log
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 $HW Gres=gpu:fake:1 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 $HW Gres=gpu:fake:$NGPU State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
-printf '%s\nNodeName=localhost Name=gpu Type=fake File=/dev/null\n' "$MARK" > /etc/slurm/gres.conf
+printf '%s\nNodeName=localhost Name=gpu Type=fake File=%s\n' "$MARK" "$GPU_FILES" > /etc/slurm/gres.conf
 
 # 5. daemons (both daemonize and write their PID files)
-slurmctld
+slurmctld -c                 # -c: fresh state (no jobs or node drains from an earlier start)
 for _ in $(seq 1 40); do [ -s "$STATE/slurmctld.pid" ] && break; sleep 0.25; done
 echo "slurmctld $(cat "$STATE/slurmctld.pid")" >> "$STATE/pids"
 slurmd -N localhost          # the node is called localhost in slurm.conf, whatever the hostname
