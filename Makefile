@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 # (1) the main job on a CPU-sized default
 smoke: $(VENV)/.installed
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) benchmarks/env_throughput.py --steps 300
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m snakemake --cores $(CORES) --configfile config/smoke.yaml
 
 # (2) the test suite (CI runs exactly this)
 test: $(VENV)/.installed
