@@ -34,15 +34,41 @@ def derive_seed(*keys: int) -> int:
 
 
 class RecurrentActor:
-    """Holds (state, h) for a batch of environments and picks actions with ``act``."""
+    """Holds (state, h) for a batch of environments and picks actions with ``act``.
+
+    Sequence models with a bounded context (the Transformer: a fixed KV cache and learned
+    positions up to ``max_len``) cannot carry their state through an episode of thousands of
+    steps. For them the actor keeps the last ``ACT_WINDOW`` inputs (z, a) and, when the cache is
+    full, rebuilds the state from those alone (positions restart at 0), as the official code
+    re-runs its last 16 frames; between rebuilds the cache grows one step per env step.
+    Unbounded models (Mamba-2, Mamba-1, GRU) carry their state through the whole episode.
+    """
+
+    ACT_WINDOW = 16  # the official acting context (RealityContextLength)
 
     def __init__(self, wm, ac: ActorCritic, batch: int, device: torch.device):
         self.wm, self.ac, self.device = wm, ac, device
+        max_len = getattr(wm.sequence, "max_len", None) if hasattr(wm, "sequence") else None
+        self.limit = None if max_len is None else int(max_len)  # steps a state can hold
+        if self.limit is not None and self.limit <= self.ACT_WINDOW:
+            raise ValueError(f"sequence max_len={self.limit} must exceed {self.ACT_WINDOW}")
         self.reset(batch)
 
     def reset(self, batch: int) -> None:
         self.state = self.wm.init_state(batch)
         self.h = torch.zeros(batch, self.wm.cfg.d_model, device=self.device)
+        self.steps = 0  # steps held by ``state`` (host counter: all rows step together)
+        self.history: list[tuple[Tensor, Tensor]] = []  # last ACT_WINDOW (z, a), bounded only
+
+    def state_dict(self) -> dict:
+        return {"state": self.state, "h": self.h, "steps": self.steps, "history": self.history}
+
+    def load_state_dict(self, sd: dict) -> None:
+        to_dev = lambda t: t.to(self.device) if isinstance(t, Tensor) else t  # noqa: E731
+        self.state = torch.utils._pytree.tree_map(to_dev, sd["state"])
+        self.h = sd["h"].to(self.device)
+        self.steps = int(sd.get("steps", 0))
+        self.history = [(z.to(self.device), a.to(self.device)) for z, a in sd.get("history", [])]
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, greedy: bool = False, policy: bool = True,
@@ -60,7 +86,15 @@ class RecurrentActor:
             action = self.ac.act(feat, greedy=greedy)  # (B,)
         else:
             action = torch.as_tensor(random_actions, dtype=torch.long, device=self.device)
+        if self.limit is not None and self.steps >= self.limit:
+            self.state = self.wm.init_state(z.shape[0])  # rebuild from the window alone
+            for z_i, a_i in self.history:
+                _, self.state = self.wm.step(z_i, a_i, self.state)
+            self.steps = len(self.history)
         self.h, self.state = self.wm.step(z, action, self.state)  # d_t: (B, D)
+        self.steps += 1
+        if self.limit is not None:
+            self.history = [*self.history[-(self.ACT_WINDOW - 1):], (z, action)]
         return action.cpu().numpy()
 
 

@@ -4,9 +4,14 @@ Time alignment (replay index t, as in drama/world_model.py): d_t = seq(z_t, a_t)
 and termination heads on d_t predict the consequences of a_t; prior(d_t) predicts z_{t+1}.
 
 An imagined trajectory of horizon H has states s_0..s_H with s_t = concat(z_t, h_t), where h_t
-is the sequence output *before* z_t (h_t = d_{t-1}) and z_t ~ prior(h_t):
-    context: the replay's C real frames, posterior z_c and real a_c, are fed through ``step``;
-             h_0 = d_{C-1} (the output after the last real frame and its real action).
+is the sequence output *before* z_t (h_t = d_{t-1}):
+    context: of the replay's C real frames, the first C-1 (posterior z_c, real a_c) are fed
+             through ``step``; the start state is s_0 = (posterior z_{C-1}, d_{C-2}), exactly
+             the features acting uses at a real step (drama/evaluate.py: posterior of the
+             current frame + the previous sequence output), so the actor is trained on the
+             kind of state it acts from. The last real action is not used. (The official code
+             starts from the prior sample of d_{C-1} and also acts from the prior; DreamerV3
+             starts imagination from posterior states, as we do.)
     for t in 0..H-1: a_t ~ pi(s_t); d_t = step(z_t, a_t); reward[t] = r^(d_t);
              cont[t] = 1 - [term_logit(d_t) > 0]; h_{t+1} = d_t; z_{t+1} ~ prior(d_t).
 so reward[t] is the reward *for* a_t (STORM's alignment, the one the official Transformer
@@ -48,21 +53,23 @@ def _reset_rows(state, fresh, mask: Tensor):
 
 
 @torch.no_grad()
-def observe_context(wm, obs: Tensor, action: Tensor, is_first: Tensor | None = None):
-    """Run real context frames through ``wm.step``; returns (h (B, D), state).
+def observe_context(wm, z: Tensor, action: Tensor, is_first: Tensor | None = None):
+    """Run real context latents through ``wm.step``; returns (h (B, D), state).
 
-    ``obs`` (B, C, 64, 64, 3) uint8, ``action`` (B, C) long, ``is_first`` (B, C) bool: rows
-    whose context crosses an episode start have their recurrent state reset there.
+    ``z`` (B, C, S*K) posterior samples, ``action`` (B, C) long, ``is_first`` (B, C) bool: rows
+    whose context crosses an episode start have their recurrent state reset there. With C = 0
+    the result is the fresh state and h = 0, as at an episode start when acting.
     """
-    assert obs.ndim == 5 and action.shape == obs.shape[:2], (obs.shape, action.shape)
+    assert z.ndim == 3 and action.shape == z.shape[:2], (z.shape, action.shape)
     B, C = action.shape
-    z = wm.sample(wm.encode(obs))  # (B, C, S*K)
     state = wm.init_state(B)
     d = None
     for t in range(C):
         if is_first is not None and t > 0:
             state = _reset_rows(state, wm.init_state(B), is_first[:, t])
         d, state = wm.step(z[:, t], action[:, t].long(), state)  # (B, D)
+    if d is None:  # C == 0
+        d = torch.zeros(B, wm.cfg.d_model, device=z.device)
     return d, state
 
 
@@ -72,8 +79,17 @@ def imagine(wm, ac: ActorCritic, start: dict[str, Tensor], horizon: int) -> dict
 
     Returns feat (B, H+1, F), action (B, H) long, reward (B, H), cont (B, H) float.
     """
-    h, state = observe_context(wm, start["obs"], start["action"], start.get("is_first"))
-    z = wm.sample(wm.prior_logits(h))  # (B, S*K)
+    obs, action, is_first = start["obs"], start["action"], start.get("is_first")
+    assert obs.ndim == 5 and action.shape == obs.shape[:2], (obs.shape, action.shape)
+    z_ctx = wm.sample(wm.encode(obs))  # (B, C, S*K) posterior samples
+    h, state = observe_context(
+        wm, z_ctx[:, :-1], action[:, :-1], None if is_first is None else is_first[:, :-1]
+    )
+    z = z_ctx[:, -1]  # s_0 = (posterior z_{C-1}, d_{C-2})
+    if is_first is not None and obs.shape[1] > 1:  # the last frame starts a new episode
+        new = is_first[:, -1]  # (B,)
+        state = _reset_rows(state, wm.init_state(obs.shape[0]), new)
+        h = torch.where(new[:, None], torch.zeros_like(h), h)
     feats, actions, rewards, conts = [], [], [], []
     for _ in range(horizon):
         feat = torch.cat([z, h], dim=-1)  # (B, F)

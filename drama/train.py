@@ -192,7 +192,7 @@ class Trainer:
             "ac": self.ac.state_dict(), "ac_opt": self.ac.optimizer.state_dict(),
             "ac_sched": self.ac.scheduler.state_dict(),
             "replay": self.replay.state_dict(),
-            "actor_state": self.actor.state, "actor_h": self.actor.h,
+            "actor": self.actor.state_dict(),
             "warmup_rng": self.warmup_rng.bit_generator.state, "rng": rng_state(),
         }
 
@@ -204,7 +204,6 @@ class Trainer:
                            {k: v for k, v in self.cfg.to_dict().items() if k != "device"})
         if diff:
             raise CheckpointError(f"checkpoint config differs from this run: {'; '.join(diff)}")
-        dev = self.device
         self.wm.load_state_dict(ck["wm"])
         self.wm.optimizer.load_state_dict(ck["wm_opt"])
         self.wm.scheduler.load_state_dict(ck["wm_sched"])
@@ -227,9 +226,7 @@ class Trainer:
             raise CheckpointError("resume: replaying the current episode's actions did not "
                                   "reproduce the saved frame (non-deterministic environment?)")
         self.ep_actions, self.ep_return = list(ck["ep_actions"]), ck["ep_return"]
-        to_dev = lambda t: t.to(dev) if isinstance(t, torch.Tensor) else t  # noqa: E731
-        self.actor.state = torch.utils._pytree.tree_map(to_dev, ck["actor_state"])
-        self.actor.h = ck["actor_h"].to(dev)
+        self.actor.load_state_dict(ck["actor"])
         set_rng_state(ck["rng"])
 
     # -- one step -------------------------------------------------------------------------

@@ -181,19 +181,25 @@ def test_imagination_reward_aligned_with_the_action_that_earns_it():
     ac = ActorCritic(ActorCriticConfig(actor_hidden=8, critic_hidden=8, layers=1), 4 + 4, 3)
     B, C, H = 64, 3, 6
     start = {"obs": torch.zeros(B, C, 64, 64, 3, dtype=torch.uint8),
-             "action": torch.full((B, C), 1), "is_first": torch.zeros(B, C, dtype=torch.bool)}
+             "action": torch.tensor([[2, 1, 0]]).repeat(B, 1),
+             "is_first": torch.zeros(B, C, dtype=torch.bool)}
     traj = imagine(wm, ac, start, H)
     assert traj["feat"].shape == (B, H + 1, 8) and traj["action"].shape == (B, H)
     a = traj["action"]
     # reward[t] is the consequence of action[t] (not of action[t-1], nor of the context)
     torch.testing.assert_close(traj["reward"], (a == 1).float())
     torch.testing.assert_close(traj["cont"], (a != 2).float())
-    # h_t in s_t is d_{t-1}: s_0 carries the last context action (1), s_t carries a_{t-1}
+    # h_t in s_t is d_{t-1}: s_0 = (posterior z_{C-1}, d_{C-2}) carries the second-to-last
+    # context action (1; the last real action, 0, is not used), s_t carries a_{t-1}
     h = traj["feat"][..., 4:7]
     torch.testing.assert_close(h[:, 0], nn.functional.one_hot(torch.full((B,), 1), 3).float())
     torch.testing.assert_close(h[:, 1:], nn.functional.one_hot(a, 3).float())
-    # the context ran through step (counter = C) before imagining
-    torch.testing.assert_close(traj["feat"][:, 0, 7], torch.full((B,), float(C)))
+    # the first C-1 context frames ran through step (counter = C-1) before imagining
+    torch.testing.assert_close(traj["feat"][:, 0, 7], torch.full((B,), float(C - 1)))
+    # a context whose last frame starts an episode gives s_0 the fresh state (h = 0), as acting
+    start["is_first"][:, -1] = True
+    traj = imagine(wm, ac, start, H)
+    torch.testing.assert_close(traj["feat"][:, 0, 4:], torch.zeros(B, 4))
     # hand-made sequence: reward only for the action at t = 2 -> the lambda-return at t = 2
     # contains it undiscounted, at t = 3 not at all, at t = 1 discounted once
     r = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
