@@ -89,13 +89,15 @@ def plot_aggregate_intervals(agg: Mapping[str, Mapping], out_png: str | Path,
     pts = {m: np.array([agg[m][k][0] for k in order]) for m in methods}
     cis = {m: np.array([[agg[m][k][1] for k in order], [agg[m][k][2] for k in order]])
            for m in methods}  # (2, metrics)
+    row_height = max(0.45, 2.4 / len(methods))  # short figures: keep room for the labels
+    height = row_height * len(methods)  # inches (rliable's figsize rule)
     fig, _ = plot_utils.plot_interval_estimates(
         pts, cis, metric_names=[METRIC_LABELS[k] for k in order], algorithms=methods,
         colors=method_colors(methods), xlabel="Human-normalised score", subfigure_width=3.4,
-        row_height=0.45)
+        row_height=row_height, xlabel_y_coordinate=-0.55 / height)
     n_games = {agg[m].get("games") for m in methods}
     fig.suptitle(f"Atari100k aggregates, 95% stratified-bootstrap CIs "
-                 f"({'/'.join(str(g) for g in n_games)} games)", y=1.08)
+                 f"({'/'.join(str(g) for g in n_games)} games)", y=1 + 0.5 / height)
     save_figure(fig, out_png)
     return fig
 
