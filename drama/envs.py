@@ -109,6 +109,9 @@ class AtariEnv(gym.Env):
             max_num_frames_per_episode=p["max_episode_frames"],
         )
         self._ale = self._env.unwrapped.ale
+        # Agent steps drive the ALE directly (what ale-py's AtariEnv.step does per frame with
+        # frameskip=1, minus its per-frame screen copy); resets go through gymnasium (seeding).
+        self._action_set = self._env.unwrapped._action_set
         self.action_space = self._env.action_space
         self.action_space.seed(self.seed_value)
         size = p["size"]
@@ -153,15 +156,15 @@ class AtariEnv(gym.Env):
         repeat = p["action_repeat"]
         total_reward, terminated, truncated, life_loss = 0.0, False, False, False
         n_frames = 0
-        info: dict = {}
-        for _ in range(repeat):
-            _, reward, terminated, truncated, info = self._env.step(action)
+        ale, ale_action = self._ale, self._action_set[int(action)]
+        for i in range(repeat):
+            total_reward += float(ale.act(ale_action, 1.0))
+            terminated = ale.game_over(with_truncation=False)
+            truncated = ale.game_truncated()
             self._frame_count += 1
-            total_reward += float(reward)
-            # keep the last two frames of this repeat: _frames[0] newest, _frames[1] previous
-            self._frames[0], self._frames[1] = self._frames[1], self._frames[0]
-            self._ale.getScreenRGB(self._frames[0])
             n_frames += 1
+            if i == repeat - 2:  # the second-to-last frame of a full repeat
+                self._ale.getScreenRGB(self._frames[1])
             lives = self._ale.lives()
             if lives < self._lives:
                 life_loss = p["life_loss_flag"]
@@ -170,19 +173,23 @@ class AtariEnv(gym.Env):
                     break
             if terminated or truncated:
                 break
+        self._ale.getScreenRGB(self._frames[0])  # the last frame of this repeat
         if self._frame_count >= p["max_episode_frames"] and not terminated:
             truncated = True
-        if p["max_pool_frames"] == 2 and n_frames >= 2:
+        if p["max_pool_frames"] == 2 and n_frames >= 2 and n_frames >= repeat - 1:
+            # max over the last two frames (the repeat ran to its second-to-last frame at least)
             frame = np.maximum(self._frames[0], self._frames[1])
         else:
-            # Deviation (minor): when the repeat ends after one frame (life loss or game over
-            # on its first frame), the official code maxes with a stale frame from the
-            # previous step; we use the single fresh frame.
+            # Deviation (minor): when the repeat ends before its second-to-last frame (a life
+            # loss or game over early in the repeat), the official code maxes with a stale
+            # frame from the previous step; we use the fresh last frame alone.
             frame = self._frames[0]
         if p["reward_clip"]:
             total_reward = float(np.sign(total_reward))
         self._needs_reset = terminated or truncated
         obs = self._observation(frame)
+        info = {"episode_frame_number": ale.getEpisodeFrameNumber(),
+                "frame_number": ale.getFrameNumber()}
         return obs, total_reward, bool(terminated), bool(truncated), self._info(info, life_loss)
 
     def close(self):
