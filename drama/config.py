@@ -20,6 +20,7 @@ import yaml
 
 from drama.agent import ActorCriticConfig
 from drama.replay import ReplayConfig
+from drama.settings import build_settings as _build
 from drama.world_model import WorldModelConfig
 
 PRESETS_PATH = Path(__file__).with_name("presets.yaml")
@@ -166,20 +167,6 @@ def apply_set(tree: dict, assignment: str) -> None:
         raise ValueError(f"--set {path}: {e}") from e
 
 
-def _build(cls, data: dict, section: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown config key(s) in {section}: {unknown}")
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, val in data.items():
-        if isinstance(val, list) and "tuple" in str(types[key]):
-            val = tuple(val)
-        kwargs[key] = val
-    return cls(**kwargs)
-
-
 def resolve_config(game: str, seed: int, variant: str, preset: str = "atari100k",
                    sets: list[str] | None = None, steps: int | None = None,
                    device: str = "auto", presets_path: str | Path = PRESETS_PATH) -> RunConfig:
@@ -210,8 +197,8 @@ def resolve_config(game: str, seed: int, variant: str, preset: str = "atari100k"
         raise ValueError(f"train.steps must be >= 1, got {tree['train']['steps']}")
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
-    world_model = WorldModelConfig.from_dict(tree["world_model"])
-    replay = ReplayConfig.from_dict(tree["replay"])
+    world_model = _build(WorldModelConfig, tree["world_model"], "world_model")
+    replay = _build(ReplayConfig, tree["replay"], "replay")
     return RunConfig(game=game, seed=seed, variant=variant, preset=preset, device=device,
                      world_model=world_model, replay=replay,
                      actor_critic=_build(ActorCriticConfig, tree["actor_critic"], "actor_critic"),
@@ -222,8 +209,8 @@ def config_from_dict(d: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig from ``RunConfig.to_dict()`` (e.g. a run's config.yaml)."""
     return RunConfig(game=d["game"], seed=d["seed"], variant=d["variant"], preset=d["preset"],
                      device=d.get("device", "auto"),
-                     world_model=WorldModelConfig.from_dict(d["world_model"]),
-                     replay=ReplayConfig.from_dict(d["replay"]),
+                     world_model=_build(WorldModelConfig, d["world_model"], "world_model"),
+                     replay=_build(ReplayConfig, d["replay"], "replay"),
                      actor_critic=_build(ActorCriticConfig, d["actor_critic"], "actor_critic"),
                      train=_build(TrainConfig, d["train"], "train"), env=dict(d["env"]))
 

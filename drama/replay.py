@@ -51,6 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from drama.settings import build_settings
+
 
 @dataclass
 class ReplayConfig:
@@ -88,11 +90,8 @@ class ReplayConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReplayConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown replay config key(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        """Build from a mapping; an unknown key is a ValueError naming it."""
+        return build_settings(cls, d, "replay")
 
 
 def valid_starts(is_first: Tensor, length: int, cross_episodes: bool) -> Tensor:

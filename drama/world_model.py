@@ -26,7 +26,6 @@ code (free bits on the batch mean, not per element).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from drama.distributions import TwoHot, categorical_kl, straight_through_categor
 from drama.networks import Decoder, Encoder, InputStem, MLPHead
 from drama.optim import LaProp, linear_warmup
 from drama.sequence import make_sequence_model
+from drama.settings import build_settings
 
 OBS_SHAPE = (64, 64, 3)
 
@@ -117,11 +117,8 @@ class WorldModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WorldModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown world_model config key(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        """Build from a mapping; an unknown key is a ValueError naming it."""
+        return build_settings(cls, d, "world_model")
 
 
 class WorldModel(nn.Module):
