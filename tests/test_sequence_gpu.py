@@ -91,19 +91,24 @@ def test_bf16_autocast_parity(kind):
     compare(*fwd_bwd(fast, x, cot, torch.bfloat16), *truth, BF16_TOL)
 
 
+
+@torch.no_grad()
+def assert_step_equals_parallel(model, x):
+    """Stepping ``model`` through x (B, L, D) one position at a time equals its parallel pass."""
+    y = model(x)
+    state = model.init_state(x.shape[0])
+    ys = []
+    for t in range(x.shape[1]):
+        y_t, state = model.step(x[:, t], state)
+        ys.append(y_t)
+    assert rel_err(torch.stack(ys, 1), y) <= FP32_TOL
+
 @pytest.mark.parametrize("kind", ["mamba2", "mamba1"])
 def test_kernel_backend_step_equals_parallel(kind):
     need_kernel(kind)
     _, fast = pair(kind)
     x = torch.randn(2, 37, 512, device="cuda")
-    with torch.no_grad():
-        y = fast(x)
-        state = fast.init_state(2)
-        ys = []
-        for t in range(37):
-            y_t, state = fast.step(x[:, t], state)
-            ys.append(y_t)
-    assert rel_err(torch.stack(ys, 1), y) <= FP32_TOL
+    assert_step_equals_parallel(fast, x)
 
 
 def test_auto_picks_the_kernels_on_cuda():
@@ -117,11 +122,4 @@ def test_other_kinds_step_equals_parallel_on_cuda(kind):
     torch.manual_seed(1)
     model = make_sequence_model(kind, 512, 2).cuda().eval()
     x = torch.randn(2, 37, 512, device="cuda")
-    with torch.no_grad():
-        y = model(x)
-        state = model.init_state(2)
-        ys = []
-        for t in range(37):
-            y_t, state = model.step(x[:, t], state)
-            ys.append(y_t)
-    assert rel_err(torch.stack(ys, 1), y) <= FP32_TOL
+    assert_step_equals_parallel(model, x)
