@@ -91,6 +91,15 @@ def _check_long(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return df.sort_values(["method", "game", "run"], ignore_index=True)
 
 
+def _read_columns(path: Path, need: list[str], what: str) -> pd.DataFrame:
+    """Read a parquet file that must hold the columns ``need`` (``what`` names it in errors)."""
+    df = pd.read_parquet(path)
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: {what} need columns {need}; missing {missing}")
+    return df
+
+
 def load_project_scores(path: str | Path) -> pd.DataFrame:
     """Read the workflow's ``scores.parquet`` (one row per run) into the long table.
 
@@ -98,11 +107,7 @@ def load_project_scores(path: str | Path) -> pd.DataFrame:
     Each variant becomes one method.
     """
     path = Path(path)
-    df = pd.read_parquet(path)
-    need = ["game", "variant", "seed", "score"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: project scores need columns {need}; missing {missing}")
+    df = _read_columns(path, ["game", "variant", "seed", "score"], "project scores")
     df = df.rename(columns={"variant": "method", "seed": "run"})
     return _check_long(df, str(path))
 
@@ -113,11 +118,7 @@ def score_from_eval_episodes(path: str | Path) -> pd.DataFrame:
     The run's score is the mean return of the episodes flagged ``final``.
     """
     path = Path(path)
-    df = pd.read_parquet(path)
-    need = ["game", "variant", "seed", "return", "final"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: eval episodes need columns {need}; missing {missing}")
+    df = _read_columns(path, ["game", "variant", "seed", "return", "final"], "eval episodes")
     fin = df[df["final"].astype(bool)]
     if fin.empty:
         raise ValueError(f"{path}: no episode has final=True")
@@ -310,11 +311,7 @@ def load_curves(path: str | Path) -> pd.DataFrame:
     """Read the workflow's ``curves.parquet`` (game, variant, seed, env_step, return: the mean
     return of one periodic evaluation) -> columns method, game, run, env_step, score, hns."""
     path = Path(path)
-    df = pd.read_parquet(path)
-    need = ["game", "variant", "seed", "env_step", "return"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: curves need columns {need}; missing {missing}")
+    df = _read_columns(path, ["game", "variant", "seed", "env_step", "return"], "curves")
     if df.empty:
         raise ValueError(f"{path}: no curve points")
     out = pd.DataFrame({"method": df["variant"].astype(str),
