@@ -215,6 +215,45 @@ def config_from_dict(d: dict[str, Any]) -> RunConfig:
                      train=_build(TrainConfig, d["train"], "train"), env=dict(d["env"]))
 
 
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, val in d.items():
+        if isinstance(val, dict) and val:
+            out.update(_flat(val, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = val
+    return out
+
+
+def settings_key(preset: str, sets: list[str] | None = None, steps: int | None = None,
+                 variants: list[str] | tuple[str, ...] = ("drama",),
+                 presets_path: str | Path = PRESETS_PATH) -> str:
+    """The name of the results folder for runs of ``preset`` with these overrides.
+
+    ``preset`` alone when the overrides change nothing, else ``preset-<8 hex>``: a SHA-256 of
+    the settings that differ from the preset (dotted key = resolved value, sorted), so the
+    spelling of a value (``75`` vs ``75.0``, the order of ``--set``) does not matter but any
+    change of what the runs compute does. Resolves the settings for every variant in
+    ``variants`` first: an invalid override is a ValueError before anything runs.
+    """
+    import hashlib
+    import json
+
+    if not variants:
+        raise ValueError("settings_key: no variants")
+    changed: dict[str, Any] = {}
+    for variant in variants:
+        base = _flat(resolve_config("Pong", 0, variant, preset,
+                                    presets_path=presets_path).to_dict())
+        mine = _flat(resolve_config("Pong", 0, variant, preset, sets, steps,
+                                    presets_path=presets_path).to_dict())
+        changed.update({k: v for k, v in mine.items() if base.get(k, "<missing>") != v})
+    if not changed:
+        return preset
+    text = json.dumps(sorted(changed.items()), default=str, separators=(",", ":"))
+    return f"{preset}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two config dicts."""
     out = []

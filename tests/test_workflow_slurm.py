@@ -62,7 +62,7 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
 
         # Every training run wrote its SLURM job id; each is a distinct job that completed on
         # the debug partition with one (fake) GPU.
-        logs = sorted(wd.glob("results/logs/runs/*/*/seed*/train.log"))
+        logs = sorted(wd.glob("results/logs/runs/*/*/*/seed*/train.log"))
         assert len(logs) == 8, logs
         job_ids = []
         for log in logs:

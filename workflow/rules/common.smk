@@ -1,7 +1,9 @@
 # Helpers shared by the rules: the run grid, trainer arguments, resources and targets.
+import shlex
 import sys
 
 import yaml
+from snakemake.exceptions import WorkflowError
 
 # The schema's enums are the single list of allowed games / variants / baselines; the wildcard
 # constraints below are built from them so a path can only match a real grid cell.
@@ -34,14 +36,41 @@ TRAIN_RESOURCES = {
 }[config["preset"]]
 
 
+def trainer_sets():
+    """`--set key=value` overrides of every run: trainer_overrides, under the trainer's names."""
+    return [f"{key}={value}" for key, value in config["trainer_overrides"].items()]
+
+
+def _settings_key():
+    """Resolve the grid's trainer settings with the trainer's own resolver (every variant)
+    before any job starts, and name the results folder after them (drama.config.settings_key).
+    """
+    from drama.config import settings_key
+
+    try:
+        return settings_key(
+            config["preset"], trainer_sets(), config["steps"], VARIANTS
+        )
+    except ValueError as e:
+        raise WorkflowError(
+            f"config: preset/steps/trainer_overrides rejected by drama.train: {e}"
+        ) from None
+
+
+# Runs of different presets, step counts or overrides never share a directory: the smoke grid
+# and the paper grid live side by side (results/README.md).
+SETTINGS = _settings_key()
+RUNS = f"results/runs/{SETTINGS}"
+
+
 def run_dir(game, variant, seed):
-    return f"results/runs/{game}/{variant}/seed{seed}"
+    return f"{RUNS}/{game}/{variant}/seed{seed}"
 
 
 def run_eval_files():
     """The eval.parquet of every run of the grid (the train rule's outputs)."""
     return expand(
-        "results/runs/{game}/{variant}/seed{seed}/eval.parquet",
+        RUNS + "/{game}/{variant}/seed{seed}/eval.parquet",
         game=GAMES,
         variant=VARIANTS,
         seed=SEEDS,
@@ -53,15 +82,8 @@ def trainer_args():
     args = ["--preset", config["preset"], "--device", config["device"]]
     if config["steps"] is not None:
         args += ["--steps", str(config["steps"])]
-    overrides = {  # workflow config key -> trainer preset key (drama/presets.yaml)
-        "train.final_eval_episodes": config["eval_episodes"],
-        "train.eval_every": config["eval_every"],
-        "train.eval_episodes": config["eval_periodic_episodes"],
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    overrides.update(config["trainer_overrides"])
-    for key, value in overrides.items():
-        args += ["--set", f"{key}={value}"]
+    for assignment in trainer_sets():
+        args += ["--set", shlex.quote(assignment)]
     return " ".join(args)
 
 
