@@ -1,11 +1,15 @@
 """Run configuration: presets, variants and ``--set`` overrides resolved into dataclasses.
 
-Resolution order (later wins): the dataclass defaults (= the paper / official code), the
-``defaults`` section of ``drama/presets.yaml``, the chosen preset (``atari100k`` adds nothing;
+Resolution order (later wins): the ``defaults`` section of ``drama/presets.yaml`` (the paper /
+official code; the one copy of the defaults, which the settings dataclasses take theirs from),
+the chosen preset (``atari100k`` adds nothing;
 ``debug`` is CPU-sized), the variant (which sequence model, which sampler), then each
 ``--set section.key=value`` in order. Unknown presets, variants, sections and keys are errors
-naming the offender. The resolved config is written to ``config.yaml`` in the run directory and
-compared on resume.
+naming the offender, and so is a value of the wrong type or out of range (each dataclass checks
+itself in ``__post_init__``, drama.settings.RULES), a bad protocol override (``env``) or sequence
+option. Derived values (``replay.img_count_scale``) are computed here, never set. The resolved
+config is written to ``config.yaml`` in the run directory (by the trainer, once the models and
+the environment are built) and compared on resume.
 """
 
 from __future__ import annotations
@@ -20,45 +24,54 @@ import yaml
 
 from drama.agent import ActorCriticConfig
 from drama.replay import ReplayConfig
+from drama.settings import PRESETS_PATH, check_settings, official_defaults
 from drama.settings import build_settings as _build
 from drama.world_model import WorldModelConfig
 
-PRESETS_PATH = Path(__file__).with_name("presets.yaml")
 
 
 @dataclass
+@official_defaults("train")
 class TrainConfig:
     """The training loop; defaults are the paper's Atari100k protocol."""
 
-    steps: int = 100_000
+    steps: int
     """Environment steps (agent steps, 4 frames each). The official code samples 105,000 with
     training frozen after 100,000; we stop at ``steps`` (README deviations)."""
-    wm_batch: int = 16
+    wm_batch: int
     """World-model batch: sequences per update."""
-    wm_seq_len: int = 128
+    wm_seq_len: int
     """World-model batch: steps per sequence."""
-    train_every: int = 1
+    train_every: int
     """One world-model and one actor-critic update every ``train_every`` env steps, once the
     replay holds more than ``replay.warmup`` transitions (random actions until then)."""
-    eval_every: int = 10_000
+    eval_every: int
     """Env steps between learning-curve evaluations (0: none)."""
-    eval_episodes: int = 10
+    eval_episodes: int
     """Episodes per learning-curve evaluation."""
-    final_eval_episodes: int = 100
+    final_eval_episodes: int
     """Episodes of the final evaluation (the run's score is their mean return)."""
-    eval_greedy: bool = True
+    eval_greedy: bool
     """Evaluate with argmax actions (the official eval.py); training always samples."""
-    eval_batch: int = 10
+    eval_batch: int
     """Evaluation episodes run side by side (one batched network call per step)."""
-    checkpoint_every: int = 5_000
+    checkpoint_every: int
     """Env steps between checkpoints (the first episode end after each multiple)."""
-    log_every: int = 500
+    log_every: int
     """Env steps between metrics.jsonl rows of averaged training metrics."""
-    deterministic: bool = False
+    deterministic: bool
     """torch.use_deterministic_algorithms(True) (CPU runs are then bit-reproducible)."""
-    torch_threads: int = 0
+    torch_threads: int
     """torch.set_num_threads for this run (0: torch's default, one per core). Use 1 when
     several runs share the cores: oversubscribed threads slow small models down ~10x."""
+    keep_replay: bool
+    """Keep the replay buffer in a finished run's checkpoint (to continue training it later).
+    False: once eval.parquet is written the checkpoint is rewritten without the replay (the
+    replay is most of its size: ~1.2 GB of frames at the paper preset); weights, optimisers,
+    counters and RNG states stay, so the run can still be evaluated or analysed."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, "train")
 
 
 @dataclass
@@ -193,16 +206,47 @@ def resolve_config(game: str, seed: int, variant: str, preset: str = "atari100k"
         apply_set(tree, assignment)
     if steps is not None:
         tree["train"]["steps"] = int(steps)
-    if tree["train"]["steps"] < 1:
-        raise ValueError(f"train.steps must be >= 1, got {tree['train']['steps']}")
+    if tree["replay"].get("img_count_scale") is not None:
+        raise ValueError("replay.img_count_scale is derived (actor_critic.imag_batch / "
+                         "train.wm_batch); set those instead")
+    check_env(tree["env"])
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
     world_model = _build(WorldModelConfig, tree["world_model"], "world_model")
+    actor_critic = _build(ActorCriticConfig, tree["actor_critic"], "actor_critic")
+    train = _build(TrainConfig, tree["train"], "train")
+    tree["replay"]["img_count_scale"] = actor_critic.imag_batch / train.wm_batch
     replay = _build(ReplayConfig, tree["replay"], "replay")
     return RunConfig(game=game, seed=seed, variant=variant, preset=preset, device=device,
-                     world_model=world_model, replay=replay,
-                     actor_critic=_build(ActorCriticConfig, tree["actor_critic"], "actor_critic"),
-                     train=_build(TrainConfig, tree["train"], "train"), env=tree["env"])
+                     world_model=world_model, replay=replay, actor_critic=actor_critic,
+                     train=train, env=tree["env"])
+
+
+def check_env(env: dict[str, Any]) -> None:
+    """Protocol overrides (``env.*``): known keys (drama.envs), the default's type, ranges."""
+    from drama.envs import _DEFAULT_PROTOCOL, atari_protocol
+
+    bad = []
+    for key, value in env.items():
+        if key not in _DEFAULT_PROTOCOL:
+            continue  # atari_protocol names unknown keys with the known ones
+        default = _DEFAULT_PROTOCOL[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default)) or default is None
+        if not ok:
+            bad.append(f"env.{key}={value!r} is not of type {type(default).__name__}")
+    if bad:
+        raise ValueError("invalid setting(s): " + "; ".join(bad))
+    try:
+        atari_protocol(**env)
+    except ValueError as e:
+        raise ValueError(f"env: {e}") from None
 
 
 def config_from_dict(d: dict[str, Any]) -> RunConfig:
