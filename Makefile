@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 
-.PHONY: smoke test lint bench clean-results
+.PHONY: smoke test test-fast lint bench clean-results
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ smoke: $(VENV)/.installed
 # (2) the test suite (CI runs exactly this)
 test: $(VENV)/.installed
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest
+
+# (3) the fast lane for development: everything but the slow and GPU tests (a few minutes)
+test-fast: $(VENV)/.installed
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -m "not slow and not gpu"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check drama analysis tests workflow benchmarks

@@ -302,13 +302,14 @@ class ReplayBuffer:
             "obs_shape": self.obs_shape,
             "ptr": self._ptr,
             "size": n,
-            "obs": self.obs[:n].cpu(),
-            "action": self.action[:n].cpu(),
-            "reward": self.reward[:n].cpu(),
-            "termination": self.termination[:n].cpu(),
-            "is_first": self.is_first[:n].cpu(),
-            "wm_count": self.wm_count[:n].cpu(),
-            "img_count": self.img_count[:n].cpu(),
+            # copies: torch.save of a CPU view would write the whole preallocated storage
+            "obs": self.obs[:n].to("cpu", copy=True),
+            "action": self.action[:n].to("cpu", copy=True),
+            "reward": self.reward[:n].to("cpu", copy=True),
+            "termination": self.termination[:n].to("cpu", copy=True),
+            "is_first": self.is_first[:n].to("cpu", copy=True),
+            "wm_count": self.wm_count[:n].to("cpu", copy=True),
+            "img_count": self.img_count[:n].to("cpu", copy=True),
             "generator": self.generator.get_state(),
         }
 

@@ -468,7 +468,7 @@ class Trainer:
 
     def _catch_stop_signals(self) -> dict[int, Any]:
         """SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, time limit) stop the loop at the next
-        step boundary, after a checkpoint; a second signal acts at once as before."""
+        step boundary, after a checkpoint; a second Ctrl-C acts at once as before."""
         self._stop_signal: int | None = None
         if threading.current_thread() is not threading.main_thread():
             return {}
@@ -476,7 +476,10 @@ class Trainer:
 
         def on_signal(signum, frame):
             self._stop_signal = signum
-            signal.signal(signum, previous[signum])
+            if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
+                signal.signal(signum, previous[signum])
+            # SIGTERM stays caught: SLURM may signal every process of the job (and Snakemake
+            # forward it); it sends SIGKILL after KillWait if we are not done by then
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.getsignal(signum)

@@ -57,6 +57,9 @@ def test_finished_run_drops_the_replay_and_metrics_survive_resume(tmp_path):
     kept = tmp_path / "kept"
     train(fast_cfg(steps=100, extra=[*extra, "train.keep_replay=true"]), kept, env_fn=colour_env)
     assert "replay" in load_checkpoint(kept / CHECKPOINT_NAME)
+    # the kept replay is the 100 filled slots (12,313 bytes each), not the preallocated
+    # 20,000-slot storage (246 MB)
+    assert (kept / CHECKPOINT_NAME).stat().st_size < 30e6
     size_full = (full / CHECKPOINT_NAME).stat().st_size
     assert size_full < (kept / CHECKPOINT_NAME).stat().st_size / 2
     # rerunning the finished run is a no-op; continuing it needs the replay

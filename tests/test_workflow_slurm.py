@@ -1,5 +1,6 @@
 """The smoke grid through the SLURM profile on a real one-node SLURM cluster (slurmctld + slurmd +
-munged on localhost, started by scripts/slurm_local_start.sh and stopped by PID).
+munged on localhost, started by scripts/slurm_local_start.sh and stopped by PID), and a training
+job killed by its time limit, resubmitted by the profile's retries, resumed from its checkpoint.
 
 Runs where it can install/start SLURM (root with apt-get, or SLURM already installed). In CI
 (CI env var set) it must run: not being able to is a failure, not a skip.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from workflow_copy import ROOT, copy_workflow
 
@@ -90,3 +92,77 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
             pid = int(pidfile.read_text())
             assert not Path(f"/proc/{pid}").exists() or \
                 "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), name
+
+
+PREEMPT_GRID = """games: [Pong]
+seeds: [0]
+variants: [drama]
+preset: debug
+steps: {steps}
+device: cpu
+trainer_overrides:
+  replay.warmup: 100
+  train.eval_every: 0
+  train.final_eval_episodes: 1
+  train.checkpoint_every: 50
+  train.log_every: 50
+  train.deterministic: true
+"""
+
+
+@pytest.mark.slow
+def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
+    """A train job with a one-minute limit: SLURM sends SIGTERM at the limit, the trainer saves
+    a checkpoint and exits, Snakemake resubmits the job (the profile's retries), the next
+    attempt resumes; the finished run equals an uninterrupted run of the same settings."""
+    from test_train import assert_same_run
+
+    why = _why_not_runnable()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the SLURM test, but: {why}")
+        pytest.skip(why)
+    steps = 1000  # ~2 min of training on 2 loaded cores: longer than one attempt
+    grid = yaml.safe_load(PREEMPT_GRID.format(steps=steps))
+    sets = [f"{k}={v}" for k, v in grid["trainer_overrides"].items()]
+    # the reference: the same run, uninterrupted, outside SLURM
+    ref = tmp_path / "reference"
+    cmd = [sys.executable, "-m", "drama.train", "--game", "Pong", "--seed", "0", "--variant",
+           "drama", "--preset", "debug", "--device", "cpu", "--steps", str(steps),
+           "--out", str(ref)]
+    for s in sets:
+        cmd += ["--set", s]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    state = tmp_path / "slurm"
+    start = ROOT / "scripts" / "slurm_local_start.sh"
+    stop = ROOT / "scripts" / "slurm_local_stop.sh"
+    try:
+        up = subprocess.run(["bash", str(start), str(state)], capture_output=True, text=True,
+                            timeout=300)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        wd = copy_workflow(tmp_path / "wf")
+        (wd / "preempt.yaml").write_text(PREEMPT_GRID.format(steps=steps))
+        # the profile as shipped (retries: 2), with a one-minute limit for the train job and
+        # room for a slow machine to need more attempts
+        cmd = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake", "runs",
+               "--profile", "slurm", "--configfile", "preempt.yaml",
+               "--default-resources", "slurm_partition=debug", "mem_mb=2000",
+               "--set-resources", "train:runtime=1", "--retries", "5",
+               "--seconds-between-status-checks", "2",
+               "--slurm-init-seconds-before-status-checks", "2"]
+        run = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=1260)
+        out = run.stdout + run.stderr
+        assert run.returncode == 0, out[-5000:]
+        jobcomp = (state / "log" / "jobcomp.log").read_text()
+        states = re.findall(r"JobState=(\w+)", jobcomp)
+        assert "TIMEOUT" in states and states[-1] == "COMPLETED", jobcomp[-3000:]
+        assert set(states) <= {"TIMEOUT", "COMPLETED"}, jobcomp[-3000:]
+        (run_dir,) = wd.glob("results/runs/*/Pong/drama/seed0")
+        (log,) = wd.glob("results/logs/runs/*/Pong/drama/seed0/train.log")
+        assert "resumed from" in log.read_text(), log.read_text()[-2000:]
+        assert_same_run(ref, run_dir)
+    finally:
+        subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=60)
