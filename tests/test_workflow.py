@@ -142,20 +142,28 @@ def test_train_command_is_accepted_by_the_trainer():
     assert cfg.train.eval_episodes == 1 and cfg.replay.warmup == 100
 
 
-@pytest.mark.parametrize("override, named", [
-    ("train.eval_evry: 5", "train.eval_evry"),      # misspelt trainer key
-    ("world_model.sequence_kind: lstm", "lstm"),    # bad enum value
-    ("actor_critic.gamma: 1.5", "gamma"),           # out of range
-])
-def test_bad_trainer_override_stops_snakemake_before_any_job(tmp_path, override, named):
+def test_bad_trainer_override_stops_snakemake_before_any_job(tmp_path):
     """trainer_overrides go through the trainer's own resolver when the workflow is parsed."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"trainer_overrides: {{{override}}}\n")
+    bad.write_text("trainer_overrides: {train.eval_evry: 5}\n")  # misspelt trainer key
     proc = snakemake("-n", "--configfile", "config/smoke.yaml", str(bad))
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert named in out and "trainer_overrides" in out, out[-2000:]
+    assert "train.eval_evry" in out and "trainer_overrides" in out, out[-2000:]
     assert "rule train" not in out and "Job stats" not in out
+
+
+@pytest.mark.parametrize("override, named", [
+    ("world_model.sequence_kind=lstm", "lstm"),     # bad enum value
+    ("actor_critic.gamma=1.5", "gamma"),            # out of range
+    ("env.noop_max=abc", "noop_max"),               # protocol override of the wrong type
+])
+def test_workflow_resolver_rejects_bad_values_for_every_variant(override, named):
+    """What common.smk calls at parse time (the snakemake path is exercised above)."""
+    from drama.config import settings_key
+
+    with pytest.raises(ValueError, match=named):
+        settings_key("debug", [override], 160, ["drama", "uniform", "mamba1"])
 
 
 def test_run_directory_is_keyed_by_settings():

@@ -48,9 +48,7 @@ def _settings_key():
     from drama.config import settings_key
 
     try:
-        return settings_key(
-            config["preset"], trainer_sets(), config["steps"], VARIANTS
-        )
+        return settings_key(config["preset"], trainer_sets(), config["steps"], VARIANTS)
     except ValueError as e:
         raise WorkflowError(
             f"config: preset/steps/trainer_overrides rejected by drama.train: {e}"
@@ -70,7 +68,7 @@ def run_dir(game, variant, seed):
 def run_eval_files():
     """The eval.parquet of every run of the grid (the train rule's outputs)."""
     return expand(
-        RUNS + "/{game}/{variant}/seed{seed}/eval.parquet",
+        f"{RUNS}/{{game}}/{{variant}}/seed{{seed}}/eval.parquet",
         game=GAMES,
         variant=VARIANTS,
         seed=SEEDS,

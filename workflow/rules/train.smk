@@ -20,7 +20,7 @@ rule runs:
 
 rule train:
     output:
-        RUNS + "/{game}/{variant}/seed{seed}/eval.parquet",
+        f"results/runs/{SETTINGS}/{{game}}/{{variant}}/seed{{seed}}/eval.parquet",
     log:
         f"results/logs/runs/{SETTINGS}/{{game}}/{{variant}}/seed{{seed}}/train.log",
     benchmark:
