@@ -20,9 +20,9 @@ skips it). Rerunning the same command resumes.
 
 Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
 DFS counters and generator, every RNG state, counters, the acting state (16-frame context or
-recurrent state) and the actions of the current episode; the environment is rebuilt by resetting with the episode's
-seed and replaying those actions (the emulator is deterministic given seed and actions), which
-is checked against a digest of the saved current frame.
+recurrent state) and the actions of the current episode; the environment is rebuilt by
+resetting with the episode's seed and replaying those actions (the emulator is deterministic
+given seed and actions), which is checked against a digest of the saved current frame.
 """
 
 from __future__ import annotations
