@@ -128,12 +128,15 @@ RULES: dict[str, dict[str, Any]] = {
         "input_norm_clip": _positive, "lr": _nonneg, "eps": _positive, "betas": _betas,
         "weight_decay": _nonneg, "grad_clip": _positive, "warmup_updates": _nonneg,
         "imag_batch": _positive, "imag_context": _positive, "imag_horizon": _positive,
+        "acting": _enum("context", "recurrent"), "acting_context": _positive,
+        "imag_start": _enum("prior", "posterior"), "return_form": _enum("official", "dreamerv3"),
     },
     "train": {
         "steps": _positive, "wm_batch": _positive, "wm_seq_len": lambda x: x >= 2,
         "train_every": _positive, "eval_every": _nonneg, "eval_episodes": _positive,
         "final_eval_episodes": _positive, "eval_batch": _positive,
         "checkpoint_every": _positive, "log_every": _positive, "torch_threads": _nonneg,
+        "nonfinite_patience": _positive,
     },
 }
 """Allowed values per section and key (types come from the annotations). Cross-field checks

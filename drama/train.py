@@ -1,8 +1,9 @@
 """Train one Drama agent: ``python -m drama.train --game Pong --seed 0 --variant drama --out DIR``.
 
 The loop (paper / official code, Atari100k):
-  for each env step: act (random during the warm-up, else the policy from the recurrent
-  state, see drama/evaluate.py), store (obs_t, a_t, r_t, terminated or life_loss, is_first);
+  for each env step: act (random during the warm-up, else the policy: by default the
+  official 16-frame context rule, see drama/evaluate.py), store (obs_t, a_t, r_t,
+  terminated or life_loss, is_first);
   once the replay holds more than ``replay.warmup`` (1,032) transitions, every
   ``train.train_every`` (1) steps: one world-model update on 16 x 128 DFS-drawn sequences and
   one actor-critic update on 1,024 imagined 16-step rollouts from DFS-drawn 8-frame contexts.
@@ -14,21 +15,22 @@ The loop (paper / official code, Atari100k):
 Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
 the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end; once the run
 is complete it is rewritten without the replay unless ``train.keep_replay``), and failure.json
-if a loss became NaN/Inf (exit code 3). Rerunning the same command resumes. Ctrl-C or SIGTERM
-stops at the next step boundary after a checkpoint (exit code 130 / 143, one line); a user
-error is one line and exit code 2, before anything is written.
+if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps (exit code 3; a
+single non-finite update is skipped and counted, as the official GradScaler skips it).
+Rerunning the same command resumes. Ctrl-C or SIGTERM stops at the next step boundary after a
+checkpoint (exit code 130 / 143, one line); a user error is one line and exit code 2, before
+anything is written.
 
 Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
-DFS counters and generator, every RNG state, counters, the acting recurrent state and the
-actions of the current episode; the environment is rebuilt by resetting with the episode's
-seed and replaying those actions (the emulator is deterministic given seed and actions), which
-is checked against a digest of the saved current frame.
+DFS counters and generator, every RNG state, counters, the acting state (16-frame context or
+recurrent state) and the actions of the current episode; the environment is rebuilt by
+resetting with the episode's seed and replaying those actions (the emulator is deterministic
+given seed and actions), which is checked against a digest of the saved current frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
@@ -51,7 +53,7 @@ from drama.agent import ActorCritic
 from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state,
                               save_checkpoint, seed_everything, set_rng_state)
 from drama.config import RunConfig, config_diff, resolve_config
-from drama.evaluate import RecurrentActor, derive_seed, evaluate, frame_digest
+from drama.evaluate import derive_seed, evaluate, frame_digest, make_actor
 from drama.imagination import imagine
 from drama.replay import ReplayBuffer
 from drama.run_io import (MetricsWriter, atomic_write_json, atomic_write_parquet,
@@ -169,8 +171,12 @@ class LoopState:
     """Seconds of earlier processes of this run (the current one's are added when saved)."""
     acc: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     """Sums of the training metrics since the last metrics.jsonl row (survive a resume)."""
-    acc_n: int = 0
+    acc_n: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Finite values summed in ``acc`` per metric."""
     last_row: dict[str, float] = dataclasses.field(default_factory=dict)
+    nonfinite: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Skipped (non-finite) updates, counted on the device: run, max_run, wm_skipped,
+    ac_skipped (``Trainer._zero_nonfinite``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -208,7 +214,7 @@ class Trainer:
         self.ac = ActorCritic(cfg.actor_critic, feat_dim, self.num_actions).to(self.device)
         self.replay = ReplayBuffer(cfg.replay, device=self.device,
                                    seed=derive_seed(cfg.seed, _REPLAY))
-        self.actor = RecurrentActor(self.wm, self.ac, 1, self.device)
+        self.actor = make_actor(self.wm, self.ac, 1, self.device)
         self.warmup_rng = np.random.default_rng(derive_seed(cfg.seed, _WARMUP))
         self.eval_envs: list = []
         self.loop = LoopState()  # counters and per-episode state (self.step, ... read it)
@@ -217,6 +223,8 @@ class Trainer:
         if not (self.out / "config.yaml").exists():
             atomic_write_yaml(self.out / "config.yaml", self.cfg.to_dict())
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
+        self.last_named: dict[str, torch.Tensor] = {}
+        self._zero_nonfinite()
 
     # -- setup ----------------------------------------------------------------------------
     def _check_saved_config(self) -> None:
@@ -240,6 +248,11 @@ class Trainer:
                 raise ValueError(f"{self.out} holds a run with a different config; use another "
                                  f"--out or the same arguments. Differences (saved != now): "
                                  + "; ".join(diff))
+
+    def _zero_nonfinite(self) -> None:
+        """Skipped (non-finite) updates, counted on the device; read at log intervals only."""
+        self.loop.nonfinite = {k: torch.zeros((), dtype=torch.int64, device=self.device)
+                               for k in ("run", "max_run", "wm_skipped", "ac_skipped")}
 
     def _reset_env(self) -> None:
         seed = derive_seed(self.cfg.seed, _TRAIN_EPISODE, self.episode)
@@ -267,6 +280,7 @@ class Trainer:
         }
 
     def save(self) -> None:
+        self._check_nonfinite()
         save_checkpoint(self.out / CHECKPOINT_NAME, self._state())
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -286,7 +300,11 @@ class Trainer:
             raise CheckpointError(f"{self.out / CHECKPOINT_NAME} is a finished run's checkpoint "
                                   "without its replay (train.keep_replay was false): it can be "
                                   "evaluated but not trained further")
+        device_counters = self.nonfinite  # keep these tensors (in place: captured graphs)
         self.loop = LoopState.from_checkpoint(ck)
+        for k, v in self.loop.nonfinite.items():
+            device_counters[k].copy_(v)
+        self.loop.nonfinite = device_counters
         self.metrics.truncate(ck["metrics_offset"])
         self.warmup_rng.bit_generator.state = ck["warmup_rng"]
         # rebuild the environment: reset with the episode seed and replay its actions
@@ -305,56 +323,74 @@ class Trainer:
         c = self.cfg
         self.wm.train()
         batch = self.replay.sample_world_model(c.train.wm_batch, c.train.wm_seq_len)
-        named = {_metric_name("wm", k): v for k, v in self.wm.update(batch).items()}
+        wm_metrics = self.wm.update(batch)
+        wm_ok = wm_metrics.pop("finite")
+        named = {_metric_name("wm", k): v for k, v in wm_metrics.items()}
         self.wm.eval()
-        self._check_finite(named, ["train/loss/wm_total", "train/wm/grad_norm"])
         self.ac.eval()
         start = self.replay.sample_imagination(c.actor_critic.imag_batch,
                                                c.actor_critic.imag_context)
-        with self._guard("imagination", named):
-            traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
-        named.update({_metric_name("ac", k): v for k, v in self.ac.update(traj).items()})
+        traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
+        ac_metrics = self.ac.update(traj)
+        ac_ok = ac_metrics.pop("finite")
+        named.update({_metric_name("ac", k): v for k, v in ac_metrics.items()})
         self.ac.eval()
         self.wm_updates += 1
         self.ac_updates += 1
-        self._check_finite(named, ["train/loss/ac_total", "train/ac/grad_norm"])
-        for k, v in named.items():
+        self._count_nonfinite(wm_ok, ac_ok)
+        self.last_named = named
+        for k, v in named.items():  # running sums of the finite values (no host sync)
             v = v.detach().float()
+            ok = torch.isfinite(v)
+            v = torch.where(ok, v, torch.zeros_like(v))
             self.acc[k] = self.acc[k] + v if k in self.acc else v
-        self.acc_n += 1
+            self.acc_n[k] = self.acc_n[k] + ok if k in self.acc_n else ok.long()
 
-    def _check_finite(self, named: dict[str, torch.Tensor], keys: list[str]) -> None:
-        if not bool(torch.isfinite(torch.stack([named[k] for k in keys])).all()):  # host sync
-            self._fail(named, "update")
+    def _count_nonfinite(self, wm_ok: torch.Tensor, ac_ok: torch.Tensor) -> None:
+        """Device-side counts of skipped updates and of the longest run of consecutive steps
+        with a skipped update (``train.nonfinite_patience`` of them fail the run)."""
+        nf = self.nonfinite
+        bad = ~(wm_ok & ac_ok)
+        nf["wm_skipped"] += (~wm_ok).long()
+        nf["ac_skipped"] += (~ac_ok).long()
+        nf["run"].copy_(torch.where(bad, nf["run"] + 1, torch.zeros_like(nf["run"])))
+        nf["max_run"].copy_(torch.maximum(nf["max_run"], nf["run"]))
 
-    @contextlib.contextmanager
-    def _guard(self, stage: str, named: dict[str, torch.Tensor]):
-        """Turn sampling errors caused by NaN/Inf network outputs into a NaN failure."""
-        try:
-            yield
-        except RuntimeError as e:
-            if "nan" in str(e).lower() or "inf" in str(e).lower():
-                self._fail(named, stage, str(e))
-            raise
+    def _check_nonfinite(self) -> dict[str, int]:
+        """Read the skip counters (one host sync); fail after a run of non-finite updates."""
+        counts = {k: int(v) for k, v in self.nonfinite.items()}
+        if counts["max_run"] >= self.cfg.train.nonfinite_patience:
+            self._fail(self.last_named, "update", counts)
+        return counts
 
-    def _fail(self, named: dict[str, torch.Tensor], stage: str, error: str = "") -> None:
+    def _fail(self, named: dict[str, torch.Tensor], stage: str,
+              counts: dict[str, int]) -> None:
         values = {k: float(v) for k, v in named.items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-        info = {"step": self.step, "stage": stage, "non_finite": bad, "error": error,
+        info = {"step": self.step, "stage": stage, "non_finite": bad,
+                "consecutive_nonfinite_updates": counts["max_run"],
+                "skipped_updates": {"world_model": counts["wm_skipped"],
+                                    "actor_critic": counts["ac_skipped"]},
+                "patience": self.cfg.train.nonfinite_patience,
                 "metrics_at_failure": values, "last_logged_metrics": self.last_row,
                 "wm_updates": self.wm_updates, "ac_updates": self.ac_updates}
         atomic_write_json(self.out / "failure.json", info)
-        raise NonFiniteLossError(f"non-finite values at env step {self.step} ({stage}): "
-                                 f"{bad or error}; see {self.out / 'failure.json'}")
+        raise NonFiniteLossError(
+            f"non-finite values at env step {self.step}: {counts['max_run']} consecutive "
+            f"updates skipped (train.nonfinite_patience={self.cfg.train.nonfinite_patience}); "
+            f"non-finite metrics {bad}; see {self.out / 'failure.json'}")
 
     def _log(self, extra: dict[str, float]) -> None:
-        row = {k: float(v / self.acc_n) for k, v in self.acc.items()} if self.acc_n else {}
+        counts = self._check_nonfinite()
+        row = {k: float(v / self.acc_n[k]) for k, v in self.acc.items() if int(self.acc_n[k])}
         row.update(extra)
         row.update({"perf/wm_updates": self.wm_updates, "perf/ac_updates": self.ac_updates,
-                    "replay/size": len(self.replay)})
+                    "replay/size": len(self.replay),
+                    "train/skipped_updates/world_model": counts["wm_skipped"],
+                    "train/skipped_updates/actor_critic": counts["ac_skipped"]})
         self.metrics.write(self.step, row)
         self.last_row = row
-        self.acc, self.acc_n = {}, 0
+        self.acc, self.acc_n = {}, {}
 
     def _evaluate(self, episodes: int, final: bool) -> list[dict]:
         c = self.cfg
@@ -380,9 +416,7 @@ class Trainer:
         c = self.cfg
         ready = len(self.replay) > c.replay.warmup
         random_a = None if ready else self.warmup_rng.integers(self.num_actions, size=1)
-        with self._guard("acting", {}):
-            action = int(self.actor.act(self.obs[None], policy=ready,
-                                        random_actions=random_a)[0])
+        action = int(self.actor.act(self.obs[None], policy=ready, random_actions=random_a)[0])
         next_obs, reward, term, trunc, info = self.env.step(action)
         if not math.isfinite(float(reward)):
             raise ValueError(f"environment returned a non-finite reward {reward!r} at env "
