@@ -34,7 +34,7 @@ def test_loop_state_is_saved_and_restored_whole(tmp_path):
     t._reset_env()
     values = {"step": 7, "episode": 2, "wm_updates": 3, "ac_updates": 4, "ep_return": 1.5,
               "ep_length": 0, "ep_actions": [], "is_first": False, "last_score": 12.0,
-              "eval_rows": [{"a": 1}], "acc_n": 2, "last_row": {"x": 1.0}}
+              "eval_rows": [{"a": 1}], "acc_n": {"m": 2}, "last_row": {"x": 1.0}}
     for k, v in values.items():
         setattr(t, k, v)  # the attributes are views of t.loop
     assert all(getattr(t.loop, k) == v for k, v in values.items())
@@ -61,7 +61,7 @@ def test_finished_run_drops_the_replay_and_metrics_survive_resume(tmp_path):
     # 20,000-slot storage (246 MB)
     assert (kept / CHECKPOINT_NAME).stat().st_size < 30e6
     size_full = (full / CHECKPOINT_NAME).stat().st_size
-    assert size_full < (kept / CHECKPOINT_NAME).stat().st_size / 2
+    assert (kept / CHECKPOINT_NAME).stat().st_size - size_full >= 100 * 64 * 64 * 3  # frames
     # rerunning the finished run is a no-op; continuing it needs the replay
     assert train(fast_cfg(steps=100, extra=extra), full, env_fn=colour_env)["status"] == \
         "complete"
@@ -74,5 +74,6 @@ def test_finished_run_drops_the_replay_and_metrics_survive_resume(tmp_path):
         t._restore({**ck, "step": 60})
     # the metric sums since the last row are part of the checkpoint (LoopState.acc): a run
     # resumed from step 80 logs the same row at 90 (end to end: test_train_errors' Ctrl-C test)
-    ck80 = load_checkpoint(kept / CHECKPOINT_NAME)  # kept: step 100, last row at 90
-    assert ck80["loop"]["acc_n"] == 100 - 90 and ck80["loop"]["acc"]
+    ck100 = load_checkpoint(kept / CHECKPOINT_NAME)  # step 100, last row at 90 (log_every 30)
+    counts = {int(n) for n in ck100["loop"]["acc_n"].values()}
+    assert counts == {100 - 90} and ck100["loop"]["acc"]
