@@ -8,6 +8,7 @@ Runs where it can install/start SLURM (root with apt-get, or SLURM already insta
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -94,20 +95,26 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
                 "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), name
 
 
-PREEMPT_GRID = """games: [Pong]
-seeds: [0]
-variants: [drama]
-preset: debug
-steps: {steps}
-device: cpu
-trainer_overrides:
-  replay.warmup: 100
-  train.eval_every: 0
-  train.final_eval_episodes: 1
-  train.checkpoint_every: 50
-  train.log_every: 50
-  train.deterministic: true
-"""
+PREEMPT_OVERRIDES = {  # a small agent, so a step is cheap and the run is mostly steps
+    "replay.warmup": 100, "train.eval_every": 0, "train.final_eval_episodes": 1,
+    "train.checkpoint_every": 50, "train.log_every": 50, "train.deterministic": "true",
+    "world_model.d_model": 32, "world_model.encoder_depth": 2, "world_model.stoch": 4,
+    "world_model.classes": 4, "actor_critic.imag_batch": 8, "actor_critic.imag_horizon": 4,
+    "train.wm_batch": 2, "train.wm_seq_len": 8,
+}
+
+
+def _trainer(out: Path, steps: int) -> dict:
+    """Run the grid's training run outside SLURM, uninterrupted; its run_info."""
+    cmd = [sys.executable, "-m", "drama.train", "--game", "Pong", "--seed", "0", "--variant",
+           "drama", "--preset", "debug", "--device", "cpu", "--steps", str(steps),
+           "--out", str(out)]
+    for k, v in PREEMPT_OVERRIDES.items():
+        cmd += ["--set", f"{k}={v}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "run_info.json").read_text())
 
 
 @pytest.mark.slow
@@ -122,19 +129,12 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the SLURM test, but: {why}")
         pytest.skip(why)
-    steps = 1000  # ~2 min of training on 2 loaded cores: longer than one attempt
-    grid = yaml.safe_load(PREEMPT_GRID.format(steps=steps))
-    sets = [f"{k}={v}" for k, v in grid["trainer_overrides"].items()]
-    # the reference: the same run, uninterrupted, outside SLURM
-    ref = tmp_path / "reference"
-    cmd = [sys.executable, "-m", "drama.train", "--game", "Pong", "--seed", "0", "--variant",
-           "drama", "--preset", "debug", "--device", "cpu", "--steps", str(steps),
-           "--out", str(ref)]
-    for s in sets:
-        cmd += ["--set", s]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Size the run to this machine: ~150 s of training, so the first attempt (killed 60-90 s
+    # after it starts, SLURM checks limits every 30 s) cannot finish and a later one can.
+    calib = _trainer(tmp_path / "calibration", 200)
+    rate = 200 / calib["wall_time_s"]
+    steps = max(400, int(rate * 150))
+    ref = _trainer(tmp_path / "reference", steps)  # the same run, uninterrupted, no SLURM
 
     state = tmp_path / "slurm"
     start = ROOT / "scripts" / "slurm_local_start.sh"
@@ -144,13 +144,15 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
                             timeout=300)
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         wd = copy_workflow(tmp_path / "wf")
-        (wd / "preempt.yaml").write_text(PREEMPT_GRID.format(steps=steps))
-        # the profile as shipped (retries: 2), with a one-minute limit for the train job and
-        # room for a slow machine to need more attempts
+        grid = {"games": ["Pong"], "seeds": [0], "variants": ["drama"], "preset": "debug",
+                "steps": steps, "device": "cpu", "trainer_overrides": PREEMPT_OVERRIDES}
+        (wd / "preempt.yaml").write_text(yaml.safe_dump(grid))
+        # the profile as shipped, with a one-minute limit for the train job and more retries
+        # than its 2, for a loaded machine
         cmd = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake", "runs",
                "--profile", "slurm", "--configfile", "preempt.yaml",
                "--default-resources", "slurm_partition=debug", "mem_mb=2000",
-               "--set-resources", "train:runtime=1", "--retries", "5",
+               "--set-resources", "train:runtime=1", "--retries", "6",
                "--seconds-between-status-checks", "2",
                "--slurm-init-seconds-before-status-checks", "2"]
         run = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=1260)
@@ -163,6 +165,8 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         (run_dir,) = wd.glob("results/runs/*/Pong/drama/seed0")
         (log,) = wd.glob("results/logs/runs/*/Pong/drama/seed0/train.log")
         assert "resumed from" in log.read_text(), log.read_text()[-2000:]
-        assert_same_run(ref, run_dir)
+        info = json.loads((run_dir / "run_info.json").read_text())
+        assert info["env_steps"] == ref["env_steps"] == steps
+        assert_same_run(tmp_path / "reference", run_dir)
     finally:
         subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=60)
