@@ -3,9 +3,9 @@
 Every file a reader may look at (config.yaml, run_info.json, eval.parquet, checkpoints) is
 written to a temporary file in the same directory, fsynced and renamed over the target, so a
 crash never leaves a half-written file visible. Files get the mode the user's umask gives a new
-file (``mkstemp`` alone would make them 0600, unreadable to collaborators on a shared cluster). ``metrics.jsonl`` is append-only; on resume it
-is truncated back to the byte offset recorded in the checkpoint, so rows from the killed
-process's unsaved tail are not duplicated.
+file (``mkstemp`` alone would make them 0600, unreadable to collaborators on a shared cluster).
+``metrics.jsonl`` is append-only; on resume it is truncated back to the byte offset recorded in
+the checkpoint, so rows from the killed process's unsaved tail are not duplicated.
 """
 
 from __future__ import annotations

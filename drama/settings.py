@@ -172,7 +172,8 @@ def _sequence_problems(c: Any) -> list[str]:
         default = known[key]
         if default is None or value is None:
             continue
-        ann = {bool: "bool", int: "int", float: "float"}.get(type(default))  # str: e.g. "auto" or an int
+        # no check for str defaults: e.g. dt_rank is "auto" or an int
+        ann = {bool: "bool", int: "int", float: "float"}.get(type(default))
         if isinstance(default, tuple):
             ann = f"tuple[{type(default[0]).__name__}, ...]"
         if ann is not None and not _type_ok(value, ann)[0]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch

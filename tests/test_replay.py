@@ -189,7 +189,8 @@ def test_state_dict_roundtrip_resumes_exactly():
     rb.sample_world_model(4, 5)
     rb.sample_imagination(6, 3)
     sd = copy.deepcopy(rb.state_dict())
-    rb2 = ReplayBuffer(ReplayConfig(capacity=20, img_count_scale=64.0), obs_shape=(4, 4, 3), seed=123)
+    rb2 = ReplayBuffer(ReplayConfig(capacity=20, img_count_scale=64.0), obs_shape=(4, 4, 3),
+                       seed=123)
     rb2.load_state_dict(sd)
     for _ in range(3):
         a, b = rb.sample_world_model(4, 5), rb2.sample_world_model(4, 5)
