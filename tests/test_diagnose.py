@@ -18,6 +18,7 @@ from drama.train import main as train_main
 WM_KEYS = {"windows", "window_len", "steps", "replay_size", "real_reward_mean",
            "pred_reward_mean", "reward_corr", "rewarded_steps", "rewarded_frac",
            "pred_rewarded_frac", "abs_err_rewarded", "abs_err_unrewarded", "sign_hit_rewarded",
+           "pred_abs_rewarded", "pred_abs_unrewarded",
            "terminal_steps", "pred_terminal_frac", "term_accuracy", "term_recall",
            "term_precision"}
 IMAG_KEYS = {"starts", "horizon", "states", "imag_start", "return_form", "reward_mean",
@@ -86,7 +87,7 @@ def test_diagnose_real_boxing_run(boxing_run, tmp_path, capsys):
     allowed_none = set()
     if wm["rewarded_steps"] == 0:
         allowed_none |= {".world_model.abs_err_rewarded", ".world_model.sign_hit_rewarded",
-                         ".world_model.reward_corr"}
+                         ".world_model.pred_abs_rewarded", ".world_model.reward_corr"}
     if wm["terminal_steps"] == 0:
         allowed_none.add(".world_model.term_recall")
     if wm["pred_terminal_frac"] == 0:
@@ -104,7 +105,7 @@ def test_diagnose_real_boxing_run(boxing_run, tmp_path, capsys):
     assert wm["rewarded_steps"] == round(wm["rewarded_frac"] * wm["steps"])
     for k in ("rewarded_frac", "pred_rewarded_frac", "term_accuracy", "pred_terminal_frac"):
         assert 0.0 <= wm[k] <= 1.0, k
-    assert wm["abs_err_unrewarded"] >= 0.0
+    assert wm["abs_err_unrewarded"] >= 0.0 and wm["pred_abs_unrewarded"] >= 0.0
     assert wm["reward_corr"] is None or -1.0 <= wm["reward_corr"] <= 1.0
 
     # 2. imagination: 48 starts x imag_horizon (8) states
