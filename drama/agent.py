@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from drama.distributions import TwoHot
+from drama.distributions import TwoHot, sample_categorical
 from drama.optim import LaProp, linear_warmup
 
 
@@ -214,7 +214,7 @@ class ActorCritic(nn.Module):
         logp = self.policy_logits(feat)  # (B, A)
         if greedy:
             return logp.argmax(-1)
-        return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        return sample_categorical(logp, generator=generator)  # Gumbel-max: no host sync
 
     def value(self, feat: Tensor) -> Tensor:
         return self.twohot.mean(self.critic(feat))

@@ -9,6 +9,8 @@ Glossary (DreamerV3 / Drama paper symbols):
     straight_through_categorical: z ~ OneHot(softmax(logits) mixed with ``unimix`` uniform),
         with gradients passed through the probabilities (Bengio et al. 2013); the 1% mix
         keeps KL terms finite.
+    sample_categorical: index samples of a categorical by the Gumbel-max trick (used for the
+        latents above and for the policy's actions), with no host synchronisation.
 """
 
 from __future__ import annotations
@@ -74,17 +76,33 @@ def unimix_logits(logits: Tensor, unimix: float) -> Tensor:
     return torch.log(probs)
 
 
+def sample_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Indices (...) drawn from Categorical(softmax(logits)) over the last dim (Gumbel-max).
+
+    argmax_k(logits_k + G_k) with G_k = -log(E_k), E_k ~ Exp(1) i.i.d., is distributed exactly
+    as softmax(logits) (the Gumbel-max trick; equivalently the "exponential race"
+    argmax_k p_k / E_k). Computed in float32 whatever the dtype of ``logits`` (bf16 under
+    autocast); ``logits`` may be unnormalised, -inf entries are never drawn. Unlike
+    ``torch.multinomial``, which synchronises with the host on CUDA, this is a fixed sequence
+    of element-wise kernels and an argmax (CUDA-graph friendly). The only approximation is the
+    float32 resolution of the noise, as for any float sampler. ``generator`` as in torch.
+    """
+    noise = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
+    noise.exponential_(generator=generator)  # E ~ Exp(1)
+    return (logits.float() - noise.log()).argmax(-1)
+
+
 def straight_through_categorical(
     logits: Tensor, generator: torch.Generator | None = None
 ) -> Tensor:
     """One-hot sample of Categorical(logits) over the last dim with straight-through gradients.
 
     ``logits`` are log-probabilities (e.g. from :func:`unimix_logits`); returns the same shape.
+    The sample is drawn by :func:`sample_categorical`.
     """
     probs = F.softmax(logits, dim=-1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    idx = torch.multinomial(flat.float(), 1, generator=generator).squeeze(-1)
-    sample = F.one_hot(idx, probs.shape[-1]).to(probs.dtype).reshape(probs.shape)
+    idx = sample_categorical(logits.detach(), generator=generator)  # (...)
+    sample = F.one_hot(idx, probs.shape[-1]).to(probs.dtype)
     return probs + (sample - probs).detach()  # forward values exactly one-hot
 
 
