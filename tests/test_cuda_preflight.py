@@ -10,6 +10,7 @@ exercise the backend *choice*, never the kernels (tests/test_sequence_gpu.py doe
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -118,6 +119,8 @@ def test_broken_mamba_ssm_install_is_loud(cuda_machine):
         make_sequence_model("mamba2", 32, 1, device="cpu")
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mamba_ssm") is not None,
+                    reason="mamba-ssm is installed here")
 def test_mamba_ssm_not_installed_says_so(cuda_machine):
     choice = choose_backend("mamba2", "auto", "cuda")
     assert choice.backend == "torch" and "not installed" in choice.reason and not choice.warn
@@ -205,7 +208,7 @@ def _tag_storages_as_cuda(path: Path) -> None:
         serialization._package_registry.remove(entry)
 
 
-def test_checkpoint_written_on_cuda_resumes_through_the_cpu(tmp_path):
+def test_checkpoint_written_on_cuda_resumes_through_the_cpu(tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "tests"))
     from test_train import ColourMatchEnv, assert_same_run, colour_env, fast_cfg
 
@@ -230,7 +233,11 @@ def test_checkpoint_written_on_cuda_resumes_through_the_cpu(tmp_path):
     payload = ck_path.read_bytes()[len(b"DRAMA-CKPT-1\n") + 65:]
     with pytest.raises(RuntimeError, match="CUDA"):  # it really is a CUDA checkpoint
         torch.load(__import__("io").BytesIO(payload), weights_only=False)
+    capsys.readouterr()
     info = train(cfg, tmp_path / "resumed", env_fn=colour_env)
+    out = capsys.readouterr().out
+    assert "sequence model mamba2 on cpu: backend torch (device 'cpu' is not CUDA" in out
+    assert "resumed from" in out
     assert info["status"] == "complete" and info["sequence_backend"] == "torch"
     assert "not CUDA" in info["sequence_backend_reason"]
     assert_same_run(tmp_path / "full", tmp_path / "resumed")
