@@ -1,8 +1,9 @@
 """Train one Drama agent: ``python -m drama.train --game Pong --seed 0 --variant drama --out DIR``.
 
 The loop (paper / official code, Atari100k):
-  for each env step: act (random during the warm-up, else the policy from the recurrent
-  state, see drama/evaluate.py), store (obs_t, a_t, r_t, terminated or life_loss, is_first);
+  for each env step: act (random during the warm-up, else the policy: by default the
+  official 16-frame context rule, see drama/evaluate.py), store (obs_t, a_t, r_t,
+  terminated or life_loss, is_first);
   once the replay holds more than ``replay.warmup`` (1,032) transitions, every
   ``train.train_every`` (1) steps: one world-model update on 16 x 128 DFS-drawn sequences and
   one actor-critic update on 1,024 imagined 16-step rollouts from DFS-drawn 8-frame contexts.
@@ -13,13 +14,15 @@ The loop (paper / official code, Atari100k):
 
 Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
 the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end), and
-failure.json if a loss became NaN/Inf (exit code 3). Rerunning the same command resumes.
+failure.json if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps
+(exit code 3; a single non-finite update is skipped and counted, as the official GradScaler
+skips it). Rerunning the same command resumes.
 
 Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
-DFS counters and generator, every RNG state, counters, the acting recurrent state and the
-actions of the current episode; the environment is rebuilt by resetting with the episode's
-seed and replaying those actions (the emulator is deterministic given seed and actions), which
-is checked against a digest of the saved current frame.
+DFS counters and generator, every RNG state, counters, the acting state (16-frame context or
+recurrent state) and the actions of the current episode; the environment is rebuilt by
+resetting with the episode's seed and replaying those actions (the emulator is deterministic
+given seed and actions), which is checked against a digest of the saved current frame.
 """
 
 from __future__ import annotations
