@@ -45,6 +45,10 @@ Install there (no network, no compiling, nothing of the image replaced):
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
       --target /tmp/site DIR/*.whl && export PYTHONPATH=/tmp/site
 
+For a short GPU check there, also export MAMBA_DETERMINISTIC=1 before Python starts: mamba-ssm
+then uses one configuration per Triton kernel instead of autotuning up to 201 at first calls
+(README, "GPU install and the first GPU run"); tests/test_sequence_gpu.py sets it itself.
+
 Environment: PYTHON builds mamba-ssm and runs pip (default: the first of .venv/bin/python,
 python3, python that imports torch).
 EOF

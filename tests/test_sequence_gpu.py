@@ -18,7 +18,7 @@ on these variables, so setting them later would not reach kernels already compil
   to 5e-4 relative error in the SSD gradients, above the fp32 tolerance; torch's TF32 flags
   below do not reach Triton). It also applies to any other fp32 Triton dot in this session.
 - MAMBA_DETERMINISTIC=1 (unless already set): mamba-ssm then autotunes nothing (one
-  configuration per SSD kernel instead of ~190 benchmarked across 23 kernels on the first
+  configuration per SSD kernel instead of up to 201 benchmarked across 23 kernels on the first
   call) and uses its deterministic backward reductions. Read when mamba_ssm is imported.
 """
 
