@@ -208,7 +208,10 @@ def _tag_storages_as_cuda(path: Path) -> None:
         serialization._package_registry.remove(entry)
 
 
+@pytest.mark.slow
 def test_checkpoint_written_on_cuda_resumes_through_the_cpu(tmp_path, capsys):
+    """A checkpoint whose tensors are all tagged 'cuda:0' (as a GPU run writes them) resumes
+    through the CPU load and continues exactly as the uninterrupted run (2 short debug runs)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from test_train import ColourMatchEnv, assert_same_run, colour_env, fast_cfg
 
@@ -217,13 +220,13 @@ def test_checkpoint_written_on_cuda_resumes_through_the_cpu(tmp_path, capsys):
     class Crash(RuntimeError):
         pass
 
-    class CrashingEnv(ColourMatchEnv):  # the run dies at env step 100 (checkpoint at 80)
+    class CrashingEnv(ColourMatchEnv):  # the run dies at env step 90 (checkpoint at 80)
         def step(self, action):
-            if self.total >= 100:
+            if self.total >= 90:
                 raise Crash("simulated crash")
             return super().step(action)
 
-    cfg = fast_cfg(steps=120)
+    cfg = fast_cfg(steps=100)
     train(cfg, tmp_path / "full", env_fn=colour_env)
     with pytest.raises(Crash):
         train(cfg, tmp_path / "resumed", env_fn=lambda seed, evaluation=False: CrashingEnv(seed))
