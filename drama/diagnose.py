@@ -117,7 +117,7 @@ def load_run(run_dir: str | Path, device: str = "cpu",
         names = [str(n) for n in unwrapped.get_action_meanings()]
     env.close()
     wcfg = cfg.world_model
-    wm = WorldModel(wcfg, num_actions).to(dev)
+    wm = WorldModel(wcfg, num_actions, device=dev).to(dev)  # as the Trainer builds it
     ac = ActorCritic(cfg.actor_critic, wcfg.stoch * wcfg.classes + wcfg.d_model,
                      num_actions).to(dev)
     replay = ReplayBuffer(cfg.replay, device=dev, seed=0)
