@@ -12,7 +12,8 @@ import torch
 
 from drama.agent import lambda_return
 from drama.checkpoint import CHECKPOINT_NAME
-from drama.diagnose import discounted_return, main, matched_return
+from drama.diagnose import (discounted_return, imagination_report, load_run, main,
+                            matched_return, world_model_report)
 from drama.train import main as train_main
 
 WM_KEYS = {"windows", "window_len", "steps", "replay_size", "real_reward_mean",
@@ -144,6 +145,20 @@ def test_diagnose_real_boxing_run(boxing_run, tmp_path, capsys):
     # greedy play on one state's features is deterministic, so at most the random first
     # actions differ from the greedy choices in a near-uniform policy; sampled is spread out
     assert max(r["real"]["sampled"]["action_hist"]) < 240
+
+
+@pytest.mark.slow
+def test_diagnosis_changes_nothing(boxing_run):
+    """The replay's DFS counters and the run directory are left as they were."""
+    before = {p.name: p.read_bytes() for p in boxing_run.iterdir()}
+    run = load_run(boxing_run)
+    counts = run.replay.wm_count.clone(), run.replay.img_count.clone()
+    assert counts[0].sum() > 0 and counts[1].sum() > 0  # 90 updates drew starts
+    world_model_report(run, 8, seed=0)
+    imagination_report(run, 40, seed=0)  # two draws of imag_batch (32)
+    assert torch.equal(run.replay.wm_count, counts[0])
+    assert torch.equal(run.replay.img_count, counts[1])
+    assert {p.name: p.read_bytes() for p in boxing_run.iterdir()} == before
 
 
 @pytest.mark.slow
