@@ -46,7 +46,7 @@ import yaml
 from drama.agent import ActorCritic, lambda_return
 from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from drama.config import RunConfig, config_diff, config_from_dict
-from drama.evaluate import ContextActor, derive_seed, make_actor
+from drama.evaluate import derive_seed, make_actor
 from drama.imagination import imagine
 from drama.replay import ReplayBuffer
 from drama.world_model import WorldModel
@@ -329,7 +329,7 @@ def real_report(run: LoadedRun, episodes: int, max_steps: int, greedy: bool,
     mode = 1 if greedy else 0
     env = run.env_fn(derive_seed(cfg.seed, _DIAGNOSE, seed, mode), evaluation=greedy)
     actor = make_actor(run.wm, ac, 1, run.device)
-    exposes = isinstance(actor, ContextActor)
+    exposes = hasattr(actor, "last_feat")  # both actors record the features they act on
     torch.manual_seed(derive_seed(seed, _DIAGNOSE, 3, mode))
     eps, rewards_all, actions_all = [], [], []
     values, disc, matched, entropies, maxp = [], [], [], [], []
