@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What a run of the workflow reads from the repository; drama/ and analysis/ are imported from
 # the installed (editable) package.
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "environment.yml",
+                  "drama/presets.yaml",
                   "benchmarks/sequence_speed.py"]
 
 
