@@ -2,9 +2,10 @@
 #   workstation (GPU): snakemake --cores 8
 #   SLURM:             snakemake --profile slurm
 #   smoke (CPU):       snakemake --cores 2 --configfile config/smoke.yaml --workflow-profile profiles/cpu
-#   report:            the same command plus --report results/report.html
-# `all` is the default target. Name a target BEFORE --configfile (which takes every following
-# word as a file): snakemake results/scores.parquet --cores 2 --configfile config/smoke.yaml
+#   one target:        snakemake results/scores.parquet --cores 2 --configfile config/smoke.yaml --workflow-profile profiles/cpu
+#   report:            any of these plus --report results/report.html
+# `all` is the default target. Put targets BEFORE --configfile, which takes every following word
+# as a config file.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

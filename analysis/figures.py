@@ -217,8 +217,8 @@ def plot_probability_of_improvement(df: pd.DataFrame, pairs: Sequence[tuple[str,
         lo, hi = ci[k]
         ax.barh(i, max(hi - lo, 0.004), left=lo, height=0.6, color=colors[i], alpha=0.75)
         ax.plot([est[k]] * 2, [i - 0.3, i + 0.3], color="k", lw=1.5)
-        ax.text(1.07, i, f"{est[k]:.2f} [{lo:.2f}, {hi:.2f}]", va="center", ha="left",
-                fontsize="small", transform=ax.get_yaxis_transform())
+        ax.text(1.03, i, f"{est[k]:.2f} [{lo:.2f}, {hi:.2f}]", va="center", ha="left",
+                fontsize="medium", transform=ax.get_yaxis_transform())  # as the tick labels
     x_names = [k.split("|")[0] for k in keys]
     y_names = [k.split("|")[1] for k in keys]
     ax.set_yticks(range(len(keys)), [f"P({x} > {y})" for x, y in zip(x_names, y_names,
@@ -290,18 +290,23 @@ def plot_sample_efficiency(curves: pd.DataFrame, out_png: str | Path,
     colors = method_colors(list(pts))
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D", "v", "P"]
-    for i, m in reversed(list(enumerate(pts))):
+    handles = {}
+    for i, m in reversed(list(enumerate(pts))):  # the first method last, on top
         ax.fill_between(steps, cis[m][0], cis[m][1], facecolor=colors[m], alpha=0.12,
                         edgecolor=colors[m], linestyle=styles[i % 4], linewidth=1.0)
-        ax.plot(steps, pts[m], linestyle=styles[i % 4], marker=markers[i % 6], color=colors[m],
-                lw=2, ms=7 - i, label=m, zorder=3 + len(pts) - i)
+        # later methods: wider lines and larger hollow markers, so that a curve that coincides
+        # with an earlier one still shows around it
+        (handles[m],) = ax.plot(steps, pts[m], linestyle=styles[i % 4], marker=markers[i % 6],
+                                color=colors[m], lw=2 + 1.5 * i, ms=6 + 4 * i,
+                                mfc=colors[m] if i == 0 else "none", mew=2, label=m,
+                                zorder=3 + len(pts) - i)
     ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
     if len(steps) <= 8:
         ax.set_xticks(steps)
     ax.set_xlabel("Environment steps")
     ax.set_ylabel("IQM human-normalised score")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend([handles[m] for m in pts], list(pts), loc="best", fontsize="small")
     n_games = curves["game"].nunique()
     ax.set_title(f"Sample efficiency: IQM over {n_games} game(s), 95% CIs")
     save_figure(fig, out_png)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_copy import copy_workflow
+from workflow_copy import copy_workflow, workflow_env
 
 SMOKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml",
          "--workflow-profile", "profiles/cpu"]
@@ -136,11 +136,12 @@ def test_report_renders_in_chromium_with_every_table_and_figure(tmp_path):
         pytest.skip(why)
     wd = copy_workflow(tmp_path / "wf")
     write_hand_made_runs(wd)
-    run = subprocess.run(SMOKE, cwd=wd, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(SMOKE, cwd=wd, env=workflow_env(),
+                         capture_output=True, text=True, timeout=600)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "rule train:" not in out and "rule sequence_benchmark:" not in out, out[-3000:]
-    rep = subprocess.run([*SMOKE, "--report", "results/report.html"], cwd=wd,
+    rep = subprocess.run([*SMOKE, "--report", "results/report.html"], cwd=wd, env=workflow_env(),
                          capture_output=True, text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr[-3000:]
     report = wd / "results/report.html"
