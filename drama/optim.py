@@ -56,11 +56,16 @@ class LaProp(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+    def step(self, closure: Callable[[], Tensor] | None = None,
+             finite: Tensor | None = None) -> Tensor | None:
+        """One update; with ``finite`` (0-d bool tensor) False nothing changes (a skipped step:
+        parameters, moments and bias corrections stay as they were)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if finite is not None and not bool(finite):  # host sync; issue 13 removes it
+            return loss
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]

@@ -264,9 +264,13 @@ class WorldModel(nn.Module):
             total, metrics = self.loss(batch)
         total.backward()  # bf16 needs no loss scaling (official GradScaler is a no-op for bf16)
         grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        # a non-finite loss or gradient skips the step (official: GradScaler's skipped step);
+        # drama/train.py counts skips and fails after a run of them
+        finite = torch.isfinite(total) & torch.isfinite(grad_norm)
+        self.optimizer.step(finite=finite)
         self.scheduler.step()
         metrics["grad_norm"] = grad_norm.detach()
+        metrics["finite"] = finite
         return metrics
 
     # ------------------------------------------------------------------ bookkeeping
