@@ -197,3 +197,21 @@ def test_reproduction_table_files(tmp_path):
     assert html.count("<tr") == 1 + 3 + 4 and 'class="v-reproduced"' in html
     tex = (tmp_path / "r.tex").read_text()
     assert r"\toprule" in tex and tex.count(r"\\") == 1 + 3 + 4
+
+
+def test_cli_reproduce(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "analysis", "reproduce",
+                           str(S.published_path("DIAMOND")), "--method", "DIAMOND", "--reps",
+                           "500", "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    # DIAMOND's runs against Drama's published means: Drama has no value for 4 games
+    assert "| Alien | 5 | 744.1 |" in proc.stdout and "4 no published value" in proc.stdout
+    for ext in ("md", "csv", "tex", "html"):
+        assert (tmp_path / f"r.{ext}").stat().st_size > 0
+    bad = subprocess.run([sys.executable, "-m", "analysis", "reproduce",
+                          str(S.published_path("DIAMOND")), "--method", "drama", "--out",
+                          str(tmp_path / "x")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no scores for method 'drama'" in bad.stderr
