@@ -379,13 +379,15 @@ def plot_reproduction(per_game: pd.DataFrame, aggs: pd.DataFrame, out_png: str |
 
 # ------------------------------------------------------------------ sequence scaling
 def _plain_log_axis(axis, values: np.ndarray) -> None:
-    """Log-scale axis labelled in plain numbers (20, 30, 100) instead of 2x10^1; minor ticks
-    get labels too when the data span less than a decade (else there would be at most one)."""
+    """Log-scale axis labelled in plain numbers (20, 50, 100) instead of 2x10^1. Data spanning
+    less than two decades would show at most two decade labels, so the 2x and 5x minor ticks
+    (3x too within one decade) get labels as well."""
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     v = np.asarray(values, float)
     v = v[np.isfinite(v) & (v > 0)]
-    if len(v) and v.max() / v.min() < 10:
-        axis.set_minor_locator(LogLocator(subs=(1, 2, 3, 5)))
+    span = v.max() / v.min() if len(v) else np.inf
+    if span < 100:
+        axis.set_minor_locator(LogLocator(subs=(2, 3, 5) if span < 10 else (2, 5)))
         axis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     else:
         axis.set_minor_formatter(NullFormatter())
