@@ -263,16 +263,16 @@ def _ci(lo: float, hi: float, digits: int) -> str:
 
 def reproduction_rows(per_game: pd.DataFrame, aggs: pd.DataFrame) -> tuple[list, list, int]:
     """(header, rows, index of the last per-game row) of the readable reproduction table."""
-    header = ["Game", "Runs", "Our mean", "Our 95% CI", "Published", "Source", "Status",
-              "Verdict"]
+    header = ["Game", "Runs", "Our mean", "Our 95% CI", "Published", "Verdict", "Source",
+              "Status"]
     rows = [[r.game, str(r.runs), _num(r.mean, 1), _ci(r.ci_low, r.ci_high, 1),
-             _num(r.published, 1), r.source or "—", r.status, r.verdict]
+             _num(r.published, 1), r.verdict, r.source or "—", r.status]
             for r in per_game.itertuples(index=False)]
     for r in aggs.itertuples(index=False):
         d = 0 if r.metric == "superhuman_games" else 3
         rows.append([f"{r.label} ({r.games} games)", str(r.runs), _num(r.value, d),
-                     _ci(r.ci_low, r.ci_high, d), _num(r.published, d), r.source or "—",
-                     r.status, r.verdict])
+                     _ci(r.ci_low, r.ci_high, d), _num(r.published, d), r.verdict,
+                     r.source or "—", r.status])
     return header, rows, len(per_game) - 1
 
 
@@ -313,7 +313,7 @@ def write_reproduction_table(per_game: pd.DataFrame, aggs: pd.DataFrame, method:
         body.append(" & ".join(_tex_escape(c.replace(">=", r"$\geq$")) for c in r) + r" \\")
         if i == last_game:
             body.append(r"\midrule")
-    tex = "\n".join([r"\begin{tabular}{lrrrrlll}", r"\toprule", *body, r"\bottomrule",
+    tex = "\n".join([r"\begin{tabular}{lrrrrlp{5cm}l}", r"\toprule", *body, r"\bottomrule",
                      r"\end{tabular}"])
     _mkparent(out_tex)
     Path(out_tex).write_text(f"% {note}\n% needs \\usepackage{{booktabs}}\n{tex}\n")

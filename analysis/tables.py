@@ -286,6 +286,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.rule td { border-bottom: 2px solid #888; }
 td.v-reproduced { background: #d9f0d3; } td.v-below { background: #fddbc7; }
 td.v-above { background: #d1e5f0; } td.v-missing { color: #777; }
+td.wrap { white-space: normal; min-width: 16em; max-width: 30em; }
 p.note { font-size: .85em; color: #444; max-width: 60em; }
 """
 _NUMERIC = re.compile(r"^[\s*−\-+]*[\d,.]+")
@@ -297,6 +298,8 @@ def _html_cell(text: str, verdict_col: bool) -> str:
         cls.append("v-" + (text if text in ("reproduced", "below", "above") else "missing"))
     elif _NUMERIC.match(text) or text == DASH:
         cls.append("num")
+    elif len(text) > 40:
+        cls.append("wrap")
     body = html.escape(text)
     body = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", body)  # Markdown bold -> <b>
     attr = f' class="{" ".join(cls)}"' if cls else ""
