@@ -9,6 +9,8 @@ Glossary (DreamerV3 / Drama paper symbols):
     straight_through_categorical: z ~ OneHot(softmax(logits) mixed with ``unimix`` uniform),
         with gradients passed through the probabilities (Bengio et al. 2013); the 1% mix
         keeps KL terms finite.
+    sample_index: index samples of a categorical by the Gumbel-max trick (used for the
+        latents above and for the policy's actions), with no host synchronisation.
 """
 
 from __future__ import annotations
@@ -83,9 +85,10 @@ def straight_through_categorical(
     """One-hot sample of Categorical(logits) over the last dim with straight-through gradients.
 
     ``logits`` are log-probabilities (e.g. from :func:`unimix_logits`); returns the same shape.
+    The sample is drawn by :func:`sample_index`.
     """
     probs = F.softmax(logits, dim=-1)
-    idx = sample_index(logits, generator)
+    idx = sample_index(logits, generator)  # (...)
     sample = F.one_hot(idx, probs.shape[-1]).to(probs.dtype)
     return probs + (sample - probs).detach()  # forward values exactly one-hot
 
@@ -93,8 +96,13 @@ def straight_through_categorical(
 def sample_index(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Indices (...) drawn from Categorical(logits) over the last dim by Gumbel-argmax.
 
-    Distributed exactly like ``torch.multinomial(softmax(logits), 1)`` but without host
-    synchronisation, and without raising on non-finite logits (a skipped update handles those).
+    argmax_k(logits_k + G_k) with G_k i.i.d. standard Gumbel (-log(-log U)) is distributed
+    exactly as softmax(logits) (the Gumbel-max trick), like ``torch.multinomial(softmax(logits),
+    1)`` (chi-square tests in tests/test_distributions.py) but without its host
+    synchronisations on CUDA, and without raising on non-finite logits (a skipped update
+    handles those). float32 whatever the dtype of ``logits`` (bf16 under autocast); ``logits``
+    may be unnormalised; -inf entries are never drawn. The clamps only guard log(0); the one
+    approximation is the float32 resolution of U, as for any float sampler.
     """
     u = torch.rand(logits.shape, generator=generator, device=logits.device)
     gumbel = u.clamp_(min=1e-30).log_().neg_().clamp_(min=1e-30).log_().neg_()

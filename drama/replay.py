@@ -326,6 +326,6 @@ class ReplayBuffer:
         for name in ("obs", "action", "reward", "termination", "is_first", "wm_count", "img_count"):
             getattr(self, name)[:n].copy_(sd[name].to(self.device))
         self._is_first_host[:] = False
-        self._is_first_host[:n] = sd["is_first"].numpy()
+        self._is_first_host[:n] = sd["is_first"].cpu().numpy()  # any device (resume on CUDA)
         self._ptr, self._size = int(sd["ptr"]), n
-        self.generator.set_state(sd["generator"])
+        self.generator.set_state(sd["generator"].cpu())  # set_state takes a CPU ByteTensor

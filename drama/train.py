@@ -51,7 +51,8 @@ import yaml
 
 from drama.agent import ActorCritic
 from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state,
-                              save_checkpoint, seed_everything, set_rng_state)
+                              save_checkpoint, seed_everything, set_rng_state,
+                              use_deterministic_algorithms)
 from drama.config import RunConfig, config_diff, resolve_config
 from drama.evaluate import derive_seed, evaluate, frame_digest, make_actor
 from drama.imagination import imagine
@@ -201,7 +202,7 @@ class Trainer:
         self._check_saved_config()
         seed_everything(cfg.seed)
         if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True)
+            use_deterministic_algorithms()  # also CUBLAS_WORKSPACE_CONFIG (drama/checkpoint.py)
         if cfg.train.torch_threads > 0:
             torch.set_num_threads(cfg.train.torch_threads)
         self.device = resolve_device(cfg.device)
@@ -209,7 +210,7 @@ class Trainer:
         self.env = self.env_fn(derive_seed(cfg.seed, _TRAIN_EPISODE, 0), evaluation=False)
         self.num_actions = int(self.env.action_space.n)
         wcfg = cfg.world_model
-        self.wm = WorldModel(wcfg, self.num_actions).to(self.device)
+        self.wm = WorldModel(wcfg, self.num_actions, device=self.device).to(self.device)
         feat_dim = wcfg.stoch * wcfg.classes + wcfg.d_model
         self.ac = ActorCritic(cfg.actor_critic, feat_dim, self.num_actions).to(self.device)
         self.replay = ReplayBuffer(cfg.replay, device=self.device,
@@ -450,9 +451,14 @@ class Trainer:
                 print(f"{self.out}: run already complete (score {info.get('score')})")
                 return info
         self._t0 = time.time()
+        seq = self.wm.sequence
+        print(f"sequence model {self.cfg.world_model.sequence_kind} on {self.device}: backend "
+              f"{getattr(seq, 'backend', '?')} ({getattr(seq, 'backend_reason', '?')})", flush=True)
         ck_path = self.out / CHECKPOINT_NAME
         if ck_path.exists():
-            self._restore(load_checkpoint(ck_path, map_location=self.device))
+            # onto the CPU first: _restore moves what lives on the device (replay, networks,
+            # optimiser state); RNG states and the replay's host mirror must stay CPU tensors
+            self._restore(load_checkpoint(ck_path, map_location="cpu"))
             print(f"resumed from {ck_path} at env step {self.step}", flush=True)
         else:
             self.metrics.truncate(0)
@@ -531,7 +537,9 @@ class Trainer:
             "steps_target": self.cfg.train.steps,
             "updates": {"world_model": self.wm_updates, "actor_critic": self.ac_updates},
             "wall_time_s": wall, "sequence_kind": self.cfg.world_model.sequence_kind,
-            "sequence_backend": backend, "protocol": getattr(self.env, "protocol", None),
+            "sequence_backend": backend,
+            "sequence_backend_reason": getattr(self.wm.sequence, "backend_reason", None),
+            "protocol": getattr(self.env, "protocol", None),
             "num_actions": self.num_actions, "parameter_counts": params, "score": score,
             "score_definition": "mean return of the final evaluation episodes",
             **environment_info(self.device),

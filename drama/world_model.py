@@ -111,7 +111,10 @@ class WorldModelConfig:
 class WorldModel(nn.Module):
     """The world model plus its own LaProp optimiser (``optimizer``) and warm-up (``scheduler``)."""
 
-    def __init__(self, cfg: WorldModelConfig, num_actions: int):
+    def __init__(self, cfg: WorldModelConfig, num_actions: int,
+                 device: torch.device | str | None = None):
+        """``device``: where the model will run (the caller still moves it there with .to);
+        it decides the sequence backend under "auto" (None: CUDA if available)."""
         super().__init__()
         if not (isinstance(num_actions, numbers.Integral) and num_actions >= 1):
             raise ValueError(f"num_actions must be a positive int, got {num_actions!r}")
@@ -130,7 +133,7 @@ class WorldModel(nn.Module):
         self.stem = InputStem(self.latent_dim, num_actions, cfg.d_model)
         self.sequence = make_sequence_model(
             cfg.sequence_kind, cfg.d_model, cfg.n_layers, backend=cfg.sequence_backend,
-            **cfg.sequence_options,
+            **{"device": device, **cfg.sequence_options},
         )
         self.reward_head = MLPHead(cfg.d_model, cfg.head_hidden, cfg.reward_bins)
         self.termination_head = MLPHead(cfg.d_model, cfg.head_hidden, 1)

@@ -201,7 +201,8 @@ def test_state_dict_roundtrip_resumes_exactly():
     rb2.add(frame(7), 1, 0.0, False, False)
     assert torch.equal(rb.obs, rb2.obs) and len(rb) == len(rb2)
     with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(ReplayConfig(capacity=21, img_count_scale=64.0), obs_shape=(4, 4, 3)).load_state_dict(sd)
+        ReplayBuffer(ReplayConfig(capacity=21, img_count_scale=64.0),
+                     obs_shape=(4, 4, 3)).load_state_dict(sd)
 
 
 def test_bad_input_raises():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_copy import copy_workflow
+from workflow_copy import copy_workflow, workflow_env
 
 GRID = """games: [Pong]
 seeds: [0]
@@ -30,9 +30,10 @@ trainer_overrides:
 
 
 def snakemake(wd: Path, configfile: str, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "runs", "--cores", "2", "--configfile",
-           configfile, *extra]
-    return subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "snakemake", "runs", "--cores", "2", "--workflow-profile",
+           "profiles/cpu", "--configfile", configfile, *extra]
+    return subprocess.run(cmd, cwd=wd, env=workflow_env(), capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_copy import ROOT, copy_workflow
+from workflow_copy import ROOT, copy_workflow, workflow_env
 
 SLURM_BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
 
@@ -50,16 +50,20 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
                             timeout=300)
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         wd = copy_workflow(tmp_path / "wf")
-        # The literal user command plus test-only overrides: the partition (the one place the
-        # profile leaves to the user, here the local cluster's), fast status polling, no
-        # retries, and a shorter run (120 steps: 20 updates) to fit CI's budget.
+        # The literal user command (the smoke grid is a CPU grid: profiles/cpu) plus test-only
+        # overrides: the partition (the one place the profile leaves to the user, here the
+        # local cluster's), fast status polling, no retries, a shorter run (120 steps: 20
+        # updates) to fit CI's budget, and one (fake) GPU per training job, so that the GPU
+        # request of the paper preset's jobs (profiles/default) is exercised through sbatch.
         cmd = ["timeout", "-s", "INT", "480", sys.executable, "-m", "snakemake",
                "--profile", "slurm", "--configfile", "config/smoke.yaml",
+               "--workflow-profile", "profiles/cpu", "--set-resources", "train:gpu=1",
                "--config", "steps=120",
                "--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30",
                "--seconds-between-status-checks", "2",
                "--slurm-init-seconds-before-status-checks", "2", "--retries", "0"]
-        run = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=540)
+        run = subprocess.run(cmd, cwd=wd, env=workflow_env(),
+                             capture_output=True, text=True, timeout=540)
         out = run.stdout + run.stderr
         assert run.returncode == 0, out[-5000:]
 
@@ -151,11 +155,13 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         # than its 2, for a loaded machine
         cmd = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake", "runs",
                "--profile", "slurm", "--configfile", "preempt.yaml",
+               "--workflow-profile", "profiles/cpu",
                "--default-resources", "slurm_partition=debug", "mem_mb=2000",
                "--set-resources", "train:runtime=1", "--retries", "6",
                "--seconds-between-status-checks", "2",
                "--slurm-init-seconds-before-status-checks", "2"]
-        run = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=1260)
+        run = subprocess.run(cmd, cwd=wd, env=workflow_env(), capture_output=True, text=True,
+                             timeout=1260)
         out = run.stdout + run.stderr
         assert run.returncode == 0, out[-5000:]
         jobcomp = (state / "log" / "jobcomp.log").read_text()

@@ -1,6 +1,6 @@
-# Helpers shared by the rules: the run grid, trainer arguments, resources and targets.
+# Helpers shared by the rules: the run grid, trainer arguments and targets. Threads, memory,
+# runtime and GPUs are in the profiles (profiles/default: GPU machines, profiles/cpu: CPU runs).
 import shlex
-import sys
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -15,25 +15,14 @@ ALL_VARIANTS = SCHEMA["properties"]["variants"]["items"]["enum"]
 GAMES = config["games"]
 SEEDS = config["seeds"]
 VARIANTS = config["variants"]
-# The interpreter running Snakemake also runs the trainer (same venv locally and in SLURM jobs).
-PYTHON = sys.executable
+# The variant compared with the published Drama results (Mamba-2 world model + DFS).
+REPRODUCE = "drama"
 
 
 wildcard_constraints:
     game="|".join(ALL_GAMES),
     variant="|".join(ALL_VARIANTS),
     seed=r"\d+",
-
-
-# Per-run resource needs by preset. Profiles may override them (set-resources / set-threads);
-# partition and account belong to the SLURM profile only.
-#   atari100k: one GPU; the official code needs ~16 h per run on an A100, so 24 h plus
-#   retries (each retry resumes from the run's checkpoint) covers slower cards.
-#   debug: CPU-sized, one thread so that two runs share a 2-core machine.
-TRAIN_RESOURCES = {
-    "atari100k": {"threads": 4, "mem_mb": 32000, "runtime": 1440, "gpu": 1},
-    "debug": {"threads": 1, "mem_mb": 4000, "runtime": 30, "gpu": 1},
-}[config["preset"]]
 
 
 def trainer_sets():
@@ -75,6 +64,36 @@ def run_eval_files():
     )
 
 
+def run_info_files():
+    """The run_info.json of every run of the grid (the train rule writes it with eval.parquet)."""
+    return expand(
+        f"{RUNS}/{{game}}/{{variant}}/seed{{seed}}/run_info.json",
+        game=GAMES,
+        variant=VARIANTS,
+        seed=SEEDS,
+    )
+
+
+def _resolved_train():
+    """The runs' train.* settings, as the trainer resolves them (drama.config)."""
+    from drama.config import resolve_config
+
+    cfg = resolve_config(
+        GAMES[0], 0, VARIANTS[0], config["preset"], trainer_sets(), config["steps"]
+    )
+    return cfg.train
+
+
+def run_steps():
+    """Environment steps per run (for captions and tables)."""
+    return int(_resolved_train().steps)
+
+
+def run_eval_every():
+    """Environment steps between periodic evaluations (for captions)."""
+    return int(_resolved_train().eval_every)
+
+
 def trainer_args():
     """`python -m drama.train` options shared by every run of the grid."""
     args = ["--preset", config["preset"], "--device", config["device"]]
@@ -98,7 +117,8 @@ ABLATIONS = [
 
 
 def figure_stems():
-    stems = [
+    stems = ["reproduction"] if REPRODUCE in VARIANTS else []
+    stems += [
         "aggregates",
         "performance_profiles",
         "sample_efficiency",
@@ -115,13 +135,19 @@ def all_targets():
     targets = [
         "results/scores.parquet",
         "results/curves.parquet",
-        *expand("results/tables/per_game.{ext}", ext=["md", "csv", "tex"]),
-        *expand("results/tables/aggregates.{ext}", ext=["md", "json"]),
-        *expand("results/tables/costs.{ext}", ext=["md", "csv"]),
+        *expand("results/tables/per_game.{ext}", ext=["md", "csv", "tex", "html"]),
+        *expand("results/tables/aggregates.{ext}", ext=["md", "json", "html"]),
+        *expand("results/tables/costs.{ext}", ext=["md", "csv", "html"]),
     ]
+    if REPRODUCE in VARIANTS:
+        targets += expand(
+            "results/tables/reproduction.{ext}", ext=["md", "csv", "tex", "html"]
+        )
     targets += expand(
         "results/figures/{stem}.{ext}", stem=figure_stems(), ext=["png", "pdf"]
     )
+    if config["sequence_benchmark"]["enabled"]:
+        targets.append("results/tables/sequence_speed.html")
     return targets
 
 
@@ -131,6 +157,15 @@ def ablation_pair(name):
         if stem == name:
             return [variant, reference, title]
     raise ValueError(f"unknown ablation {name!r}")
+
+
+def ablation_variants(wildcards):
+    """[variant, reference] of the ablation figure being made (ablation rule parameter)."""
+    return ablation_pair(wildcards.ablation)[:2]
+
+
+def ablation_title(wildcards):
+    return ablation_pair(wildcards.ablation)[2]
 
 
 def sequence_benchmark_args():
