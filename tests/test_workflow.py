@@ -294,7 +294,7 @@ def test_resources_come_from_the_profiles_and_cpu_runs_request_no_gpu():
 def test_run_info_is_declared_by_train_and_read_by_collect():
     train = (ROOT / "workflow/rules/train.smk").read_text()
     collect = (ROOT / "workflow/rules/collect.smk").read_text()
-    assert "seed{seed}/run_info.json" in train
+    assert "seed{{seed}}/run_info.json" in train
     assert "infos=run_info_files()" in collect
     proc = snakemake("-n", "--forceall", "results/scores.parquet", "--configfile",
                      "config/smoke.yaml")
