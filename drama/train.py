@@ -42,6 +42,7 @@ import yaml
 from drama.agent import ActorCritic
 from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state,
                               save_checkpoint, seed_everything, set_rng_state)
+from drama.compile import install_compiled_updates
 from drama.config import RunConfig, config_diff, resolve_config
 from drama.evaluate import RecurrentActor, derive_seed, evaluate, frame_digest
 from drama.imagination import imagine
@@ -135,6 +136,8 @@ class Trainer:
         self.wm = WorldModel(wcfg, self.num_actions).to(self.device)
         feat_dim = wcfg.stoch * wcfg.classes + wcfg.d_model
         self.ac = ActorCritic(cfg.actor_critic, feat_dim, self.num_actions).to(self.device)
+        self.compile_info = install_compiled_updates(self.wm, self.ac, cfg.train.compile,
+                                                     self.device)  # train.compile
         self.replay = ReplayBuffer(cfg.replay, device=self.device,
                                    seed=derive_seed(cfg.seed, _REPLAY))
         self.actor = RecurrentActor(self.wm, self.ac, 1, self.device)
@@ -391,6 +394,7 @@ class Trainer:
             "updates": {"world_model": self.wm_updates, "actor_critic": self.ac_updates},
             "wall_time_s": wall, "sequence_kind": self.cfg.world_model.sequence_kind,
             "sequence_backend": backend, "protocol": getattr(self.env, "protocol", None),
+            "compile": self.compile_info,
             "num_actions": self.num_actions, "parameter_counts": params, "score": score,
             "score_definition": "mean return of the final evaluation episodes",
             **environment_info(self.device),
