@@ -78,7 +78,19 @@ class CompiledUpdate:
             self.after_step()
         return grad_norm.detach(), finite
 
+    def _mark_static(self) -> None:
+        """CUDA graphs: the optimiser state (mutated by the step) at fixed addresses, as torch's
+        own optimisers do; done at the first update, after any checkpoint restore replaced the
+        state tensors."""
+        for state in self.optimizer.state.values():
+            for v in state.values():
+                if isinstance(v, Tensor):
+                    torch._dynamo.mark_static_address(v)
+        self._marked = True
+
     def __call__(self, batch: Any) -> dict[str, Tensor]:
+        if self.cuda_graphs and not getattr(self, "_marked", False):
+            self._mark_static()
         self.module.train()
         self.optimizer.zero_grad(set_to_none=True)
         if self.cuda_graphs:
