@@ -3,15 +3,22 @@
 Glossary (code name -> paper / DreamerV3 symbol):
     feat      s_t = concat(z_t, h_t): the 1024-d latent sample and the 512-d sequence output
               that precedes it (h_t = d_{t-1}); the actor and critic input (1536-d).
-    reward    r_t: predicted reward for taking a_t in s_t (reward head on d_t).
-    cont      c_t = 1 - terminal_t: 0 where taking a_t ends the episode (or loses a life).
+    reward    r_t (see ``return_form`` below for which step it belongs to).
+    cont      c_t = 1 - terminal_t (terminal: termination logit > 0).
     value     v(s_t): critic mean (symexp of the two-hot expectation).
-    ret       R^lambda_t = r_t + gamma c_t ((1 - lambda) v(s_{t+1}) + lambda R^lambda_{t+1}),
-              R^lambda_H = v(s_H).
-    scale     S = EMA_0.99(Per(R, 95) - Per(R, 5)); advantages are divided by max(1, S).
+    ret       the lambda-return, in one of two forms (``ActorCriticConfig.return_form``):
+              official  (official ``agents.py`` ``calc_lambda_return``; the default):
+                  G_t = r_t + gamma c_t (1 - lambda) v(s_t) + gamma c_t lambda G_{t+1},
+                  G_H = v(s_H), with r_t, c_t from the heads on h_t, i.e. the reward and
+                  termination of the transition *into* s_t (before action a_t);
+              dreamerv3 (our correction, variant ``corrected``):
+                  G_t = r_t + gamma c_t ((1 - lambda) v(s_{t+1}) + lambda G_{t+1}),
+                  G_H = v(s_H), with r_t, c_t from the heads on d_t = h_{t+1}, i.e. the
+                  consequences of a_t (DreamerV3 / STORM).
+    scale     S = EMA_0.99(Per(G, 95) - Per(G, 5)); advantages are divided by max(1, S).
 
-Time alignment (see drama/imagination.py): a trajectory holds H+1 states s_0..s_H and H
-actions/rewards/continuations; reward[t] and cont[t] are the consequences of action[t].
+Time alignment (see drama/imagination.py): a trajectory holds H+1 states s_0..s_H, H actions
+and H rewards/continuations, indexed as the chosen ``return_form`` defines them.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from drama.distributions import TwoHot
+from drama.distributions import TwoHot, sample_index
 from drama.optim import LaProp, linear_warmup
 
 
@@ -81,6 +88,32 @@ class ActorCriticConfig:
     """Real frames fed to the sequence model before imagining."""
     imag_horizon: int = 16
     """Imagined steps H."""
+    acting: str = "context"
+    """How the agent acts. ``context`` (official ``train.py`` + ``calc_last_dist_feat``): the
+    last ``acting_context`` (frame, action) pairs of the episode run through the sequence
+    model from a fresh state; the agent acts on (prior sample of the last output d, d), i.e.
+    on its prediction of the current frame; the first action of an episode is random.
+    ``recurrent`` (our correction): carried state, posterior of the current frame."""
+    acting_context: int = 16
+    """Frames kept for ``acting=context`` (RealityContextLength)."""
+    imag_start: str = "prior"
+    """Imagination start. ``prior`` (official ``imagine_data2``): all C context frames and their
+    C real actions are observed, s_0 = (prior sample of d_{C-1}, d_{C-1}). ``posterior`` (our
+    correction): the first C-1 are observed, s_0 = (posterior z_{C-1}, d_{C-2})."""
+    return_form: str = "official"
+    """Reward/termination alignment and lambda-return: ``official`` or ``dreamerv3`` (see the
+    module docstring)."""
+
+    def __post_init__(self) -> None:
+        choices = {"acting": ("context", "recurrent"), "imag_start": ("prior", "posterior"),
+                   "return_form": ("official", "dreamerv3")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"actor_critic.{name} must be one of {list(allowed)}, got "
+                                 f"{getattr(self, name)!r}")
+        if int(self.acting_context) < 1:
+            raise ValueError(f"actor_critic.acting_context must be >= 1, got "
+                             f"{self.acting_context!r}")
 
 
 def _layer(in_dim: int, out_dim: int, std: float) -> nn.Linear:
@@ -123,9 +156,12 @@ class RunningNorm(nn.Module):
         total = self.count + n
         delta = b_mean - self.mean
         m2 = self.var * self.count + b_var * n + delta.square() * self.count * n / total
-        self.mean.add_(delta * n / total)
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
+        # a non-finite batch leaves the statistics as they were (no host sync), so a skipped
+        # non-finite update (drama/train.py) does not poison every later forward pass
+        ok = torch.isfinite(b_mean).all() & torch.isfinite(b_var).all()
+        self.mean.copy_(torch.where(ok, self.mean + delta * n / total, self.mean))
+        self.var.copy_(torch.where(ok, m2 / total, self.var))
+        self.count.copy_(torch.where(ok, total, self.count))
 
     def forward(self, x: Tensor) -> Tensor:
         return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
@@ -152,26 +188,36 @@ class ReturnNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, ret: Tensor) -> Tensor:
-        self.low.lerp_(self.percentile(ret.float(), self.p_low), 1.0 - self.decay)
-        self.high.lerp_(self.percentile(ret.float(), self.p_high), 1.0 - self.decay)
+        ok = torch.isfinite(ret).all()  # a non-finite batch leaves the EMAs unchanged
+        low = self.low.lerp(self.percentile(ret.float(), self.p_low), 1.0 - self.decay)
+        high = self.high.lerp(self.percentile(ret.float(), self.p_high), 1.0 - self.decay)
+        self.low.copy_(torch.where(ok, low, self.low))
+        self.high.copy_(torch.where(ok, high, self.high))
         return self.scale()
 
     def scale(self) -> Tensor:
         return torch.clamp(self.high - self.low, min=1.0)
 
 
-def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, gamma: float, lam: float) -> Tensor:
-    """R_t = r_t + gamma c_t ((1-lam) v_{t+1} + lam R_{t+1}), R_H = v_H; returns (B, H).
+def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, gamma: float, lam: float,
+                  form: str = "official") -> Tensor:
+    """The lambda-return (B, H) of ``reward``/``cont`` (B, H) and ``value`` (B, H+1) = v(s_t).
 
-    ``reward``/``cont`` (B, H) are the consequences of action t; ``value`` (B, H+1) is v(s_t).
-    (STORM's and the official Drama code's version bootstrap with v_t instead of v_{t+1}.)
+    ``form="official"`` (official ``calc_lambda_return``):
+        G_t = r_t + gamma c_t (1 - lam) v_t + gamma c_t lam G_{t+1},      G_H = v_H;
+    ``form="dreamerv3"``:
+        G_t = r_t + gamma c_t ((1 - lam) v_{t+1} + lam G_{t+1}),           G_H = v_H.
+    Which step r_t and c_t belong to is the caller's (drama/imagination.py).
     """
     assert reward.ndim == 2 and reward.shape == cont.shape, (reward.shape, cont.shape)
     assert value.shape == (reward.shape[0], reward.shape[1] + 1), (value.shape, reward.shape)
+    if form not in ("official", "dreamerv3"):
+        raise ValueError(f"unknown lambda-return form {form!r}")
+    boot = value[:, :-1] if form == "official" else value[:, 1:]  # (B, H)
     out = []
     last = value[:, -1]
     for t in reversed(range(reward.shape[1])):
-        last = reward[:, t] + gamma * cont[:, t] * ((1.0 - lam) * value[:, t + 1] + lam * last)
+        last = reward[:, t] + gamma * cont[:, t] * ((1.0 - lam) * boot[:, t] + lam * last)
         out.append(last)
     return torch.stack(out[::-1], dim=1)  # (B, H)
 
@@ -214,7 +260,7 @@ class ActorCritic(nn.Module):
         logp = self.policy_logits(feat)  # (B, A)
         if greedy:
             return logp.argmax(-1)
-        return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        return sample_index(logp, generator)
 
     def value(self, feat: Tensor) -> Tensor:
         return self.twohot.mean(self.critic(feat))
@@ -238,8 +284,9 @@ class ActorCritic(nn.Module):
         value = self.twohot.mean(raw_value)  # (B, H+1)
         with torch.no_grad():
             slow_value = self.twohot.mean(self.slow_critic(feat))  # (B, H+1)
-            ret = lambda_return(reward, cont, value.detach(), cfg.gamma, cfg.lam)  # (B, H)
-            slow_ret = lambda_return(reward, cont, slow_value, cfg.gamma, cfg.lam)  # (B, H)
+            form = cfg.return_form
+            ret = lambda_return(reward, cont, value.detach(), cfg.gamma, cfg.lam, form)  # (B, H)
+            slow_ret = lambda_return(reward, cont, slow_value, cfg.gamma, cfg.lam, form)
             scale = self.return_norm.update(ret)
             adv = (ret - value[:, :-1].detach()) / scale  # (B, H)
 
@@ -267,9 +314,12 @@ class ActorCritic(nn.Module):
         total.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        self.optimizer.step()
+        # a non-finite loss or gradient skips the step (official: GradScaler's skipped step)
+        finite = torch.isfinite(total) & torch.isfinite(metrics["grad_norm"])
+        self.optimizer.step(finite=finite)
         self.scheduler.step()
         self.update_slow_critic()
+        metrics["finite"] = finite
         return metrics
 
     @torch.no_grad()

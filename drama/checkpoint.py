@@ -7,6 +7,11 @@ previous complete one or the new complete one. Reading verifies magic and hash a
 silently replaced by a fresh start.
 
 RNG helpers capture and restore Python's, NumPy's and torch's (CPU and CUDA) global streams.
+
+Device rule: a checkpoint is always loaded onto the CPU (``map_location="cpu"``, the default
+here) and each consumer moves what must live on the device (``load_state_dict`` of modules,
+optimisers and the replay buffer do). torch's RNG ``set_state`` calls and NumPy accept only CPU
+tensors, so loading straight onto CUDA would break the resume of a GPU run.
 """
 
 from __future__ import annotations
@@ -71,11 +76,32 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the streams of :func:`rng_state`; tensors may come from any device."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # set_state needs a CPU ByteTensor
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        saved = [s.cpu() for s in state["cuda"]]
+        for i in range(min(len(saved), torch.cuda.device_count())):  # fewer GPUs now: the first
+            torch.cuda.set_rng_state(saved[i], i)
+
+
+def use_deterministic_algorithms() -> None:
+    """``train.deterministic``: deterministic kernels only, on CPU and CUDA.
+
+    - CUBLAS_WORKSPACE_CONFIG=:4096:8 (unless already set) so that cuBLAS matmuls are
+      deterministic; torch raises at the first CUDA matmul without it. It must be in the
+      environment before cuBLAS is first used, which is why this runs before any model is built.
+    - torch.use_deterministic_algorithms(True): an op without a deterministic CUDA kernel raises
+      instead of running non-deterministically. Float ``torch.cumsum`` on CUDA is such an op;
+      the pure-PyTorch sequence scans use :func:`drama.sequence.ssd.cumsum` instead, which
+      switches to a scan of plain additions in this mode.
+    - mamba-ssm reads torch.are_deterministic_algorithms_enabled() when it is imported (after
+      this) and then uses its deterministic backward reductions and one autotune configuration
+      per Triton kernel (as MAMBA_DETERMINISTIC=1 does).
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
 
 
 def seed_everything(seed: int) -> None:

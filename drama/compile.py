@@ -20,10 +20,11 @@ compiled backward graph). On CUDA both use ``mode="reduce-overhead"`` (CUDA grap
 of a captured graph are overwritten by its next replay, so the metrics are cloned.
 
 The non-finite check is a device flag: a non-finite loss or gradient norm skips the optimiser
-step (nothing changes, see ``LaProp.step``) without a host synchronisation; the trainer reads
-the loss values as before. Random draws inside the compiled loss (the latent samples) use the
-eager generator (``torch._inductor.config.fallback_random``), so compiled and eager runs draw
-the same numbers from the same, checkpointed RNG state.
+step (nothing changes, see ``LaProp.step``) without a host synchronisation; like the eager
+update, the metrics carry it as ``finite`` (the trainer counts skipped updates). Random draws
+inside the compiled loss (the latent samples) use the eager generator
+(``torch._inductor.config.fallback_random``), so compiled and eager runs draw the same numbers
+from the same, checkpointed RNG state.
 """
 
 from __future__ import annotations
@@ -101,10 +102,10 @@ class CompiledUpdate:
         grad_norm, finite = self._step(total.detach())
         out = {k: v.detach() for k, v in metrics.items()}
         out["grad_norm"] = grad_norm
+        out["finite"] = finite  # as the eager update: False = the step was skipped
         if self.cuda_graphs:  # the next replay reuses the graphs' output memory
             out = {k: v.clone() for k, v in out.items()}
-            finite = finite.clone()
-        self.last_finite = finite
+        self.last_finite = out["finite"]
         return out
 
 

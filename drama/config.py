@@ -56,6 +56,11 @@ class TrainConfig:
     """Env steps between metrics.jsonl rows of averaged training metrics."""
     deterministic: bool = False
     """torch.use_deterministic_algorithms(True) (CPU runs are then bit-reproducible)."""
+    nonfinite_patience: int = 100
+    """A world-model or actor-critic update whose loss or gradient is not finite is skipped
+    (official: GradScaler skips it silently) and counted in metrics.jsonl; the run fails
+    (failure.json, exit code 3) once ``nonfinite_patience`` consecutive env steps had a skipped
+    update. Checked at log intervals and checkpoints (one host read of device counters)."""
     torch_threads: int = 0
     """torch.set_num_threads for this run (0: torch's default, one per core). Use 1 when
     several runs share the cores: oversubscribed threads slow small models down ~10x."""

@@ -9,6 +9,8 @@ Glossary (DreamerV3 / Drama paper symbols):
     straight_through_categorical: z ~ OneHot(softmax(logits) mixed with ``unimix`` uniform),
         with gradients passed through the probabilities (Bengio et al. 2013); the 1% mix
         keeps KL terms finite.
+    sample_index: index samples of a categorical by the Gumbel-max trick (used for the
+        latents above and for the policy's actions), with no host synchronisation.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ class TwoHot(nn.Module):
         above = (below + 1).clamp(max=self.num_bins - 1)
         w_above = (pos - below).clamp(0.0, 1.0)  # 0 when below == above (top edge)
         w_below = 1.0 - w_above
-        target = F.one_hot(below.long(), self.num_bins) * w_below.unsqueeze(-1)
-        target = target + F.one_hot(above.long(), self.num_bins) * w_above.unsqueeze(-1)
-        return target  # (..., bins)
+        # one-hot by comparison (F.one_hot checks its input on the host); a NaN y gives a NaN
+        # row, so a non-finite target is seen as a non-finite loss
+        ids = torch.arange(self.num_bins, device=x.device, dtype=x.dtype)
+        target = (ids == below.unsqueeze(-1)) * w_below.unsqueeze(-1)
+        target = target + (ids == above.unsqueeze(-1)) * w_above.unsqueeze(-1)
+        return target + (x * 0.0).unsqueeze(-1)  # (..., bins)
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """Cross-entropy between softmax(logits) and the two-hot encoding of y; shape (...)."""
@@ -80,12 +85,28 @@ def straight_through_categorical(
     """One-hot sample of Categorical(logits) over the last dim with straight-through gradients.
 
     ``logits`` are log-probabilities (e.g. from :func:`unimix_logits`); returns the same shape.
+    The sample is drawn by :func:`sample_index`.
     """
     probs = F.softmax(logits, dim=-1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    idx = torch.multinomial(flat.float(), 1, generator=generator).squeeze(-1)
-    sample = F.one_hot(idx, probs.shape[-1]).to(probs.dtype).reshape(probs.shape)
+    idx = sample_index(logits, generator)  # (...)
+    sample = F.one_hot(idx, probs.shape[-1]).to(probs.dtype)
     return probs + (sample - probs).detach()  # forward values exactly one-hot
+
+
+def sample_index(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Indices (...) drawn from Categorical(logits) over the last dim by Gumbel-argmax.
+
+    argmax_k(logits_k + G_k) with G_k i.i.d. standard Gumbel (-log(-log U)) is distributed
+    exactly as softmax(logits) (the Gumbel-max trick), like ``torch.multinomial(softmax(logits),
+    1)`` (chi-square tests in tests/test_distributions.py) but without its host
+    synchronisations on CUDA, and without raising on non-finite logits (a skipped update
+    handles those). float32 whatever the dtype of ``logits`` (bf16 under autocast); ``logits``
+    may be unnormalised; -inf entries are never drawn. The clamps only guard log(0); the one
+    approximation is the float32 resolution of U, as for any float sampler.
+    """
+    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    gumbel = u.clamp_(min=1e-30).log_().neg_().clamp_(min=1e-30).log_().neg_()
+    return torch.argmax(logits.float() + gumbel, dim=-1)
 
 
 def categorical_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:

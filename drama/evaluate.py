@@ -1,20 +1,34 @@
-"""Evaluation episodes and the recurrent acting step shared with training.
+"""Acting (training and evaluation) and evaluation episodes.
 
-Acting (training and evaluation alike) carries the world model's recurrent state: at env step
-t the agent sees s_t = concat(z_t, h_t) with z_t sampled from the *posterior* of the current
-frame and h_t = d_{t-1}, the sequence output after the previous frame and action (zeros and a
-fresh ``init_state`` at an episode start); after choosing a_t, d_t = wm.step(z_t, a_t).
-The official code instead re-runs the sequence model over the last 16 frames at every step and
-acts from the *prior* sample predicted for the current frame together with d_{t-1}: it never
-encodes the current frame for acting and its context is truncated to 16 steps. Ours uses all
-of the episode so far and the current frame, at one recurrent step per env step (README
-deviations). Life losses do not reset the state (the episode continues).
+Two ways to act (``actor_critic.acting``):
+
+``context`` (official ``train.py`` sampling loop + ``WorldModel.calc_last_dist_feat``; the
+default), :class:`ContextActor`: the agent keeps the last ``acting_context`` (16) (frame,
+action) pairs of the current episode. At env step t it runs the sequence model from a fresh
+state over (z_{t-16..t-1}, a_{t-16..t-1}) (posterior samples of those frames), takes the last
+output d = d_{t-1}, samples z ~ prior(d) (its prediction of the current frame) and acts on
+concat(z, d): it never looks at the current frame o_t, which enters the context only after
+acting (together with a_t). With an empty context (the first step of every episode, and the
+first step after the random warm-up) the action is uniformly random. Per-frame encodings are
+cached: each step encodes only the newest frame, whose posterior log-probabilities are kept
+and re-sampled at every step as the official code re-samples ``encode_obs`` (deviation: the
+official code re-encodes the 16 frames with the current weights at every step; ours encoded
+each frame once, with the weights of the step it was seen, at most 15 updates older).
+
+``recurrent`` (our correction; variant ``corrected``), :class:`RecurrentActor`: the actor sees
+s_t = concat(z_t, h_t) with z_t sampled from the *posterior* of the current frame and
+h_t = d_{t-1}, carrying the recurrent state through the whole episode (one ``wm.step`` per env
+step; a fresh state at an episode start, not at a life loss).
+
+Training samples actions, evaluation takes the argmax (official ``eval.py``; setting
+``train.eval_greedy``).
 
 Evaluation episodes run ``batch`` at a time: a wave of fresh environments stepped together, one
 batched network call per step; finished environments stop being stepped (their rows are
-computed and ignored), so no state needs resetting mid-wave. Episode seeds derive from the run
-seed, the evaluation's env step and the episode index; the world model's sampling noise comes
-from a forked torch RNG seeded the same way, so evaluating never perturbs training's streams.
+computed and ignored), so no state needs resetting mid-wave and every row of a wave has the
+same context length. Episode seeds derive from the run seed, the evaluation's env step and the
+episode index; the world model's sampling noise comes from a forked torch RNG seeded the same
+way, so evaluating never perturbs training's streams.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ def derive_seed(*keys: int) -> int:
 
 
 class RecurrentActor:
-    """Holds (state, h) for a batch of environments and picks actions with ``act``.
+    """``acting=recurrent``: holds (state, h) for a batch of environments; ``act`` picks actions.
 
     Sequence models with a bounded context (the Transformer: a fixed KV cache and learned
     positions up to ``max_len``) cannot carry their state through an episode of thousands of
@@ -61,9 +75,12 @@ class RecurrentActor:
         self.history: list[tuple[Tensor, Tensor]] = []  # last ACT_WINDOW (z, a), bounded only
 
     def state_dict(self) -> dict:
-        return {"state": self.state, "h": self.h, "steps": self.steps, "history": self.history}
+        return {"kind": "recurrent", "state": self.state, "h": self.h, "steps": self.steps,
+                "history": self.history}
 
     def load_state_dict(self, sd: dict) -> None:
+        if sd.get("kind", "recurrent") != "recurrent":
+            raise ValueError("checkpoint holds a different acting state (actor_critic.acting)")
         to_dev = lambda t: t.to(self.device) if isinstance(t, Tensor) else t  # noqa: E731
         self.state = torch.utils._pytree.tree_map(to_dev, sd["state"])
         self.h = sd["h"].to(self.device)
@@ -98,6 +115,73 @@ class RecurrentActor:
         return action.cpu().numpy()
 
 
+class ContextActor:
+    """The official acting rule (see the module docstring) for a batch of environments.
+
+    ``act(obs, ...)`` returns actions (B,) and then appends (posterior log-probabilities of
+    ``obs``, the action) to the context; all rows share one context length (they start
+    together). ``last_feat`` holds the features the last policy action was computed from.
+    """
+
+    def __init__(self, wm, ac: ActorCritic, batch: int, device: torch.device,
+                 window: int = 16):
+        self.wm, self.ac, self.device, self.window = wm, ac, device, int(window)
+        self.reset(batch)
+
+    def reset(self, batch: int) -> None:
+        self.batch = batch
+        self.post: list[Tensor] = []  # per step: (B, S, K) posterior log-probabilities
+        self.actions: list[Tensor] = []  # per step: (B,) long
+        self.last_feat: Tensor | None = None
+
+    def state_dict(self) -> dict:
+        return {"kind": "context", "batch": self.batch, "post": list(self.post),
+                "actions": list(self.actions)}
+
+    def load_state_dict(self, sd: dict) -> None:
+        if sd.get("kind") != "context":
+            raise ValueError("checkpoint holds a different acting state (actor_critic.acting)")
+        self.batch = int(sd["batch"])
+        self.post = [p.to(self.device) for p in sd["post"]]
+        self.actions = [a.to(self.device) for a in sd["actions"]]
+
+    @torch.no_grad()
+    def features(self) -> Tensor:
+        """concat(z ~ prior(d), d) from the current context, d its last sequence output."""
+        z_ctx = self.wm.sample(torch.stack(self.post, 1))  # (B, L, S*K), re-sampled
+        d = self.wm.observe(z_ctx, torch.stack(self.actions, 1))[:, -1]  # (B, D), fresh state
+        z = self.wm.sample(self.wm.prior_logits(d))  # (B, S*K)
+        return torch.cat([z, d], dim=-1)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, greedy: bool = False, policy: bool = True,
+            random_actions: np.ndarray | None = None) -> np.ndarray:
+        """Actions (B,) for frames ``obs`` (B, 64, 64, 3) uint8.
+
+        ``policy=False`` (the random warm-up) takes ``random_actions`` and keeps no context, as
+        the official loop, so the first policy step after the warm-up is random too.
+        """
+        assert obs.ndim == 4 and obs.dtype == np.uint8, (obs.shape, obs.dtype)
+        if not policy:
+            return np.asarray(random_actions, dtype=np.int64)
+        if not self.post:  # empty context: a uniformly random action (official)
+            action = torch.randint(self.ac.num_actions, (obs.shape[0],), device=self.device)
+        else:
+            self.last_feat = self.features()
+            action = self.ac.act(self.last_feat, greedy=greedy)  # (B,)
+        frames = torch.from_numpy(obs).to(self.device)
+        self.post = [*self.post[-(self.window - 1):], self.wm.encode(frames)]
+        self.actions = [*self.actions[-(self.window - 1):], action]
+        return action.cpu().numpy()
+
+
+def make_actor(wm, ac: ActorCritic, batch: int, device: torch.device):
+    """The actor ``ac.cfg.acting`` asks for (``context``: official, ``recurrent``)."""
+    if ac.cfg.acting == "context":
+        return ContextActor(wm, ac, batch, device, ac.cfg.acting_context)
+    return RecurrentActor(wm, ac, batch, device)
+
+
 @torch.no_grad()
 def evaluate(wm, ac: ActorCritic, envs: list, seeds: list[int], *, greedy: bool,
              torch_seed: int, device: torch.device,
@@ -114,7 +198,7 @@ def evaluate(wm, ac: ActorCritic, envs: list, seeds: list[int], *, greedy: bool,
         for start in range(0, len(seeds), len(envs)):
             wave = list(range(start, min(start + len(envs), len(seeds))))
             n = len(wave)
-            actor = RecurrentActor(wm, ac, n, device)
+            actor = make_actor(wm, ac, n, device)
             obs = np.stack([envs[j].reset(seed=seeds[i])[0] for j, i in enumerate(wave)])
             returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
             alive = np.ones(n, dtype=bool)

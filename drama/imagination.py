@@ -4,25 +4,28 @@ Time alignment (replay index t, as in drama/world_model.py): d_t = seq(z_t, a_t)
 and termination heads on d_t predict the consequences of a_t; prior(d_t) predicts z_{t+1}.
 
 An imagined trajectory of horizon H has states s_0..s_H with s_t = concat(z_t, h_t), where h_t
-is the sequence output *before* z_t (h_t = d_{t-1}):
-    context: of the replay's C real frames, the first C-1 (posterior z_c, real a_c) are fed
-             through ``step``; the start state is s_0 = (posterior z_{C-1}, d_{C-2}), exactly
-             the features acting uses at a real step (drama/evaluate.py: posterior of the
-             current frame + the previous sequence output), so the actor is trained on the
-             kind of state it acts from. The last real action is not used. (The official code
-             starts from the prior sample of d_{C-1} and also acts from the prior; DreamerV3
-             starts imagination from posterior states, as we do.)
-    for t in 0..H-1: a_t ~ pi(s_t); d_t = step(z_t, a_t); reward[t] = r^(d_t);
-             cont[t] = 1 - [term_logit(d_t) > 0]; h_{t+1} = d_t; z_{t+1} ~ prior(d_t).
-so reward[t] is the reward *for* a_t (STORM's alignment, the one the official Transformer
-path uses). The official Mamba path (imagine_data2) instead pairs reward[t] with the
-transition *into* s_t (the reward head on d_{t-1}), which credits a_t with the reward of
-a_{t-1}; we deliberately do not copy that (README deviations; tests/test_agent.py checks the
-alignment on a hand-made sequence).
+is the sequence output *before* z_t (h_t = d_{t-1}). Two starts (``actor_critic.imag_start``):
+    prior (official ``imagine_data2``, the default): all C real context frames (posterior
+             samples) and their C real actions are observed; s_0 = (z ~ prior(d_{C-1}),
+             d_{C-1}), the state after the last real action. No reset inside the context
+             (official: windows may span an episode reset, nothing marks it).
+    posterior (our correction, variant ``corrected``): the first C-1 frames and actions are
+             observed; s_0 = (posterior z_{C-1}, d_{C-2}), the features ``acting=recurrent``
+             acts from; the last real action is not used; a context row that crosses an
+             episode start has its state reset there.
+Then for t in 0..H-1: a_t ~ pi(s_t); d_t = step(z_t, a_t); h_{t+1} = d_t; z_{t+1} ~ prior(d_t).
+Rewards and continuations (``actor_critic.return_form``):
+    official (``imagine_data2``): reward[t], cont[t] from the heads on h_t, t = 0..H-1: the
+             consequences of the transition *into* s_t (reward[0] belongs to the last real
+             action when the start is ``prior``); paired with the official lambda-return
+             (drama/agent.py).
+    dreamerv3 (our correction): reward[t], cont[t] from the heads on d_t = h_{t+1}: the
+             consequences of a_t itself (STORM, DreamerV3).
+tests/test_agent.py pins each alignment on a hand-made world model.
 
-The context could instead run through the parallel ``observe``; we use ``step`` for context
-and horizon alike so the recurrent state after the context is available without a separate
-state-extraction API (eval-equivalent by the sequence models' contract).
+The context runs through ``step`` (C recurrent steps) rather than the parallel pass, so the
+state after it is available without a separate state-extraction API; the two are equal by the
+sequence models' contract (tests/test_sequence_models.py).
 """
 
 from __future__ import annotations
@@ -74,36 +77,50 @@ def observe_context(wm, z: Tensor, action: Tensor, is_first: Tensor | None = Non
 
 
 @torch.no_grad()
-def imagine(wm, ac: ActorCritic, start: dict[str, Tensor], horizon: int) -> dict[str, Tensor]:
+def imagine(wm, ac: ActorCritic, start: dict[str, Tensor], horizon: int,
+            imag_start: str | None = None, return_form: str | None = None) -> dict[str, Tensor]:
     """Imagine ``horizon`` steps from replay context ``start`` (``sample_imagination`` dict).
 
+    ``imag_start`` / ``return_form`` default to ``ac.cfg``'s (see the module docstring).
     Returns feat (B, H+1, F), action (B, H) long, reward (B, H), cont (B, H) float.
     """
+    imag_start = imag_start or ac.cfg.imag_start
+    return_form = return_form or ac.cfg.return_form
     obs, action, is_first = start["obs"], start["action"], start.get("is_first")
     assert obs.ndim == 5 and action.shape == obs.shape[:2], (obs.shape, action.shape)
     z_ctx = wm.sample(wm.encode(obs))  # (B, C, S*K) posterior samples
-    h, state = observe_context(
-        wm, z_ctx[:, :-1], action[:, :-1], None if is_first is None else is_first[:, :-1]
-    )
-    z = z_ctx[:, -1]  # s_0 = (posterior z_{C-1}, d_{C-2})
-    if is_first is not None and obs.shape[1] > 1:  # the last frame starts a new episode
-        new = is_first[:, -1]  # (B,)
-        state = _reset_rows(state, wm.init_state(obs.shape[0]), new)
-        h = torch.where(new[:, None], torch.zeros_like(h), h)
-    feats, actions, rewards, conts = [], [], [], []
+    if imag_start == "prior":  # official: observe all C (frame, action) pairs, no resets
+        h, state = observe_context(wm, z_ctx, action)  # h = d_{C-1}
+        z = wm.sample(wm.prior_logits(h))  # s_0 = (prior sample of d_{C-1}, d_{C-1})
+    elif imag_start == "posterior":
+        h, state = observe_context(
+            wm, z_ctx[:, :-1], action[:, :-1], None if is_first is None else is_first[:, :-1]
+        )
+        z = z_ctx[:, -1]  # s_0 = (posterior z_{C-1}, d_{C-2})
+        if is_first is not None and obs.shape[1] > 1:  # the last frame starts a new episode
+            new = is_first[:, -1]  # (B,)
+            state = _reset_rows(state, wm.init_state(obs.shape[0]), new)
+            h = torch.where(new[:, None], torch.zeros_like(h), h)
+    else:
+        raise ValueError(f"unknown imag_start {imag_start!r}; use 'prior' or 'posterior'")
+    if return_form not in ("official", "dreamerv3"):
+        raise ValueError(f"unknown return_form {return_form!r}; use 'official' or 'dreamerv3'")
+    feats, actions, hs = [], [], [h]
     for _ in range(horizon):
         feat = torch.cat([z, h], dim=-1)  # (B, F)
         a = ac.act(feat)  # (B,)
         d, state = wm.step(z, a, state)  # (B, D)
         feats.append(feat)
         actions.append(a)
-        rewards.append(wm.reward(d).float())
-        conts.append((wm.termination(d) <= 0).float())
         h, z = d, wm.sample(wm.prior_logits(d))
+        hs.append(h)
     feats.append(torch.cat([z, h], dim=-1))
+    h_all = torch.stack(hs, 1)  # (B, H+1, D): h_0 .. h_H
+    # official: heads on h_t (before a_t), t = 0..H-1; dreamerv3: heads on d_t = h_{t+1}
+    h_rew = h_all[:, :-1] if return_form == "official" else h_all[:, 1:]  # (B, H, D)
     return {
         "feat": torch.stack(feats, 1).float(),  # (B, H+1, F)
         "action": torch.stack(actions, 1),  # (B, H)
-        "reward": torch.stack(rewards, 1),  # (B, H)
-        "cont": torch.stack(conts, 1),  # (B, H)
+        "reward": wm.reward(h_rew).float(),  # (B, H)
+        "cont": (wm.termination(h_rew) <= 0).float(),  # (B, H)
     }

@@ -93,6 +93,8 @@ class LaProp(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None,
              finite: Tensor | None = None) -> Tensor | None:
+        """One update; with ``finite`` (0-d bool tensor) False nothing changes (a skipped step:
+        parameters, moments and bias corrections stay as they were), decided on the device."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

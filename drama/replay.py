@@ -21,17 +21,19 @@ distributed exactly like sequential draws without replacement, i.e. like the off
 the counters kept as tensors on the buffer's device. ``sampling="uniform"`` (the paper's
 ablation) uses logits 0 for every valid start.
 
-Episode boundaries (our decision; the official code ignores them). Every stored step carries
-``is_first`` (first step after an environment reset; *not* set after a life loss, which is only
-a termination flag). With ``cross_episodes=False`` (default) a start i is valid only if the
-window i .. i+L-1 contains no ``is_first`` after its first position, so a sampled sequence never
-spans a reset: the sequence model never carries state from one episode into the next, and the
-last step of an episode (termination 1.0 on game over, or a time-limit truncation with
-termination 0.0) can still end a window. Invalid starts get probability 0 and their counters
-stay 0; the DFS formulas above are then normalised over the valid starts only. With
-``cross_episodes=True`` every i <= N - L is valid (official behaviour): windows may span a reset,
-marked only by the termination flag at the end of the old episode and ``is_first`` at the new
-one. Life losses never break a window (termination 1.0 marks them; the game continues).
+Episode boundaries. Every stored step carries ``is_first`` (first step after an environment
+reset; *not* set after a life loss, which is only a termination flag). With
+``cross_episodes=True`` (default, the official behaviour) every i <= N - L is a valid start:
+a window may span a reset, marked only by the termination flag at the end of the old episode
+and ``is_first`` at the new one, and the sequence model is not reset inside it. With
+``cross_episodes=False`` (our correction, variant ``corrected``) a start i is valid only if
+the window i .. i+L-1 contains no ``is_first`` after its first position, so a sampled sequence
+never spans a reset and the sequence model never carries state from one episode into the
+next; the last step of an episode (termination 1.0 on game over, or a time-limit truncation
+with termination 0.0) can still end a window. Invalid starts get probability 0 and their
+counters stay 0; the DFS formulas above are then normalised over the valid starts only. A
+consequence to know: near an episode's end fewer windows are valid (a game-over step is
+covered by one world-model window, an interior step by 128). Life losses never break a window.
 Excluding windows can leave fewer valid starts than a batch right after the warm-up (1,032
 steps hold 1,025 imagination windows of 8, minus up to 7 per reset); such a batch is filled
 by repeated without-replacement passes instead of failing (see ``draw_starts``).
@@ -74,8 +76,9 @@ class ReplayConfig:
     """I~_i = I_i / img_count_scale; the official code uses imagination batch / model batch."""
     warmup: int = 1032
     """Random-policy steps before training starts (``ready`` is len > warmup)."""
-    cross_episodes: bool = False
-    """False: sampled windows never span an env reset (see module docstring); True: official."""
+    cross_episodes: bool = True
+    """True (official): any start <= N - L; False: sampled windows never span an env reset
+    (see the module docstring)."""
 
     def __post_init__(self) -> None:
         if self.sampling not in ("dfs", "uniform"):
@@ -324,6 +327,6 @@ class ReplayBuffer:
         for name in ("obs", "action", "reward", "termination", "is_first", "wm_count", "img_count"):
             getattr(self, name)[:n].copy_(sd[name].to(self.device))
         self._is_first_host[:] = False
-        self._is_first_host[:n] = sd["is_first"].numpy()
+        self._is_first_host[:n] = sd["is_first"].cpu().numpy()  # any device (resume on CUDA)
         self._ptr, self._size = int(sd["ptr"]), n
-        self.generator.set_state(sd["generator"])
+        self.generator.set_state(sd["generator"].cpu())  # set_state takes a CPU ByteTensor

@@ -1,8 +1,9 @@
 """Train one Drama agent: ``python -m drama.train --game Pong --seed 0 --variant drama --out DIR``.
 
 The loop (paper / official code, Atari100k):
-  for each env step: act (random during the warm-up, else the policy from the recurrent
-  state, see drama/evaluate.py), store (obs_t, a_t, r_t, terminated or life_loss, is_first);
+  for each env step: act (random during the warm-up, else the policy: by default the
+  official 16-frame context rule, see drama/evaluate.py), store (obs_t, a_t, r_t,
+  terminated or life_loss, is_first);
   once the replay holds more than ``replay.warmup`` (1,032) transitions, every
   ``train.train_every`` (1) steps: one world-model update on 16 x 128 DFS-drawn sequences and
   one actor-critic update on 1,024 imagined 16-step rollouts from DFS-drawn 8-frame contexts.
@@ -13,19 +14,20 @@ The loop (paper / official code, Atari100k):
 
 Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
 the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end), and
-failure.json if a loss became NaN/Inf (exit code 3). Rerunning the same command resumes.
+failure.json if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps
+(exit code 3; a single non-finite update is skipped and counted, as the official GradScaler
+skips it). Rerunning the same command resumes.
 
 Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
-DFS counters and generator, every RNG state, counters, the acting recurrent state and the
-actions of the current episode; the environment is rebuilt by resetting with the episode's
-seed and replaying those actions (the emulator is deterministic given seed and actions), which
-is checked against a digest of the saved current frame.
+DFS counters and generator, every RNG state, counters, the acting state (16-frame context or
+recurrent state) and the actions of the current episode; the environment is rebuilt by
+resetting with the episode's seed and replaying those actions (the emulator is deterministic
+given seed and actions), which is checked against a digest of the saved current frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -41,10 +43,11 @@ import yaml
 
 from drama.agent import ActorCritic
 from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state,
-                              save_checkpoint, seed_everything, set_rng_state)
+                              save_checkpoint, seed_everything, set_rng_state,
+                              use_deterministic_algorithms)
 from drama.compile import install_compiled_updates
 from drama.config import RunConfig, config_diff, resolve_config
-from drama.evaluate import RecurrentActor, derive_seed, evaluate, frame_digest
+from drama.evaluate import derive_seed, evaluate, frame_digest, make_actor
 from drama.imagination import imagine
 from drama.replay import ReplayBuffer
 from drama.run_io import (MetricsWriter, atomic_write_json, atomic_write_parquet,
@@ -125,7 +128,7 @@ class Trainer:
         self._check_or_write_config()
         seed_everything(cfg.seed)
         if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True)
+            use_deterministic_algorithms()  # also CUBLAS_WORKSPACE_CONFIG (drama/checkpoint.py)
         if cfg.train.torch_threads > 0:
             torch.set_num_threads(cfg.train.torch_threads)
         self.device = resolve_device(cfg.device)
@@ -133,14 +136,14 @@ class Trainer:
         self.env = self.env_fn(derive_seed(cfg.seed, _TRAIN_EPISODE, 0), evaluation=False)
         self.num_actions = int(self.env.action_space.n)
         wcfg = cfg.world_model
-        self.wm = WorldModel(wcfg, self.num_actions).to(self.device)
+        self.wm = WorldModel(wcfg, self.num_actions, device=self.device).to(self.device)
         feat_dim = wcfg.stoch * wcfg.classes + wcfg.d_model
         self.ac = ActorCritic(cfg.actor_critic, feat_dim, self.num_actions).to(self.device)
         self.compile_info = install_compiled_updates(self.wm, self.ac, cfg.train.compile,
                                                      self.device)  # train.compile
         self.replay = ReplayBuffer(cfg.replay, device=self.device,
                                    seed=derive_seed(cfg.seed, _REPLAY))
-        self.actor = RecurrentActor(self.wm, self.ac, 1, self.device)
+        self.actor = make_actor(self.wm, self.ac, 1, self.device)
         self.warmup_rng = np.random.default_rng(derive_seed(cfg.seed, _WARMUP))
         self.eval_envs: list = []
         # counters and per-episode state
@@ -153,8 +156,12 @@ class Trainer:
         self.is_first = True
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
         self.acc: dict[str, torch.Tensor] = {}
-        self.acc_n = 0
+        self.acc_n: dict[str, torch.Tensor] = {}
         self.last_row: dict[str, float] = {}
+        self.last_named: dict[str, torch.Tensor] = {}
+        # skipped (non-finite) updates, counted on the device; read at log intervals only
+        self.nonfinite = {k: torch.zeros((), dtype=torch.int64, device=self.device)
+                          for k in ("run", "max_run", "wm_skipped", "ac_skipped")}
 
     # -- setup ----------------------------------------------------------------------------
     def _check_or_write_config(self) -> None:
@@ -196,10 +203,12 @@ class Trainer:
             "ac_sched": self.ac.scheduler.state_dict(),
             "replay": self.replay.state_dict(),
             "actor": self.actor.state_dict(),
+            "nonfinite": {k: v.cpu() for k, v in self.nonfinite.items()},
             "warmup_rng": self.warmup_rng.bit_generator.state, "rng": rng_state(),
         }
 
     def save(self) -> None:
+        self._check_nonfinite()
         save_checkpoint(self.out / CHECKPOINT_NAME, self._state())
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -230,6 +239,8 @@ class Trainer:
                                   "reproduce the saved frame (non-deterministic environment?)")
         self.ep_actions, self.ep_return = list(ck["ep_actions"]), ck["ep_return"]
         self.actor.load_state_dict(ck["actor"])
+        for k, v in ck.get("nonfinite", {}).items():
+            self.nonfinite[k].copy_(v)
         set_rng_state(ck["rng"])
 
     # -- one step -------------------------------------------------------------------------
@@ -237,56 +248,74 @@ class Trainer:
         c = self.cfg
         self.wm.train()
         batch = self.replay.sample_world_model(c.train.wm_batch, c.train.wm_seq_len)
-        named = {_metric_name("wm", k): v for k, v in self.wm.update(batch).items()}
+        wm_metrics = self.wm.update(batch)
+        wm_ok = wm_metrics.pop("finite")
+        named = {_metric_name("wm", k): v for k, v in wm_metrics.items()}
         self.wm.eval()
-        self._check_finite(named, ["train/loss/wm_total", "train/wm/grad_norm"])
         self.ac.eval()
         start = self.replay.sample_imagination(c.actor_critic.imag_batch,
                                                c.actor_critic.imag_context)
-        with self._guard("imagination", named):
-            traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
-        named.update({_metric_name("ac", k): v for k, v in self.ac.update(traj).items()})
+        traj = imagine(self.wm, self.ac, start, c.actor_critic.imag_horizon)
+        ac_metrics = self.ac.update(traj)
+        ac_ok = ac_metrics.pop("finite")
+        named.update({_metric_name("ac", k): v for k, v in ac_metrics.items()})
         self.ac.eval()
         self.wm_updates += 1
         self.ac_updates += 1
-        self._check_finite(named, ["train/loss/ac_total", "train/ac/grad_norm"])
-        for k, v in named.items():
+        self._count_nonfinite(wm_ok, ac_ok)
+        self.last_named = named
+        for k, v in named.items():  # running sums of the finite values (no host sync)
             v = v.detach().float()
+            ok = torch.isfinite(v)
+            v = torch.where(ok, v, torch.zeros_like(v))
             self.acc[k] = self.acc[k] + v if k in self.acc else v
-        self.acc_n += 1
+            self.acc_n[k] = self.acc_n[k] + ok if k in self.acc_n else ok.long()
 
-    def _check_finite(self, named: dict[str, torch.Tensor], keys: list[str]) -> None:
-        if not bool(torch.isfinite(torch.stack([named[k] for k in keys])).all()):  # host sync
-            self._fail(named, "update")
+    def _count_nonfinite(self, wm_ok: torch.Tensor, ac_ok: torch.Tensor) -> None:
+        """Device-side counts of skipped updates and of the longest run of consecutive steps
+        with a skipped update (``train.nonfinite_patience`` of them fail the run)."""
+        nf = self.nonfinite
+        bad = ~(wm_ok & ac_ok)
+        nf["wm_skipped"] += (~wm_ok).long()
+        nf["ac_skipped"] += (~ac_ok).long()
+        nf["run"].copy_(torch.where(bad, nf["run"] + 1, torch.zeros_like(nf["run"])))
+        nf["max_run"].copy_(torch.maximum(nf["max_run"], nf["run"]))
 
-    @contextlib.contextmanager
-    def _guard(self, stage: str, named: dict[str, torch.Tensor]):
-        """Turn sampling errors caused by NaN/Inf network outputs into a NaN failure."""
-        try:
-            yield
-        except RuntimeError as e:
-            if "nan" in str(e).lower() or "inf" in str(e).lower():
-                self._fail(named, stage, str(e))
-            raise
+    def _check_nonfinite(self) -> dict[str, int]:
+        """Read the skip counters (one host sync); fail after a run of non-finite updates."""
+        counts = {k: int(v) for k, v in self.nonfinite.items()}
+        if counts["max_run"] >= self.cfg.train.nonfinite_patience:
+            self._fail(self.last_named, "update", counts)
+        return counts
 
-    def _fail(self, named: dict[str, torch.Tensor], stage: str, error: str = "") -> None:
+    def _fail(self, named: dict[str, torch.Tensor], stage: str,
+              counts: dict[str, int]) -> None:
         values = {k: float(v) for k, v in named.items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-        info = {"step": self.step, "stage": stage, "non_finite": bad, "error": error,
+        info = {"step": self.step, "stage": stage, "non_finite": bad,
+                "consecutive_nonfinite_updates": counts["max_run"],
+                "skipped_updates": {"world_model": counts["wm_skipped"],
+                                    "actor_critic": counts["ac_skipped"]},
+                "patience": self.cfg.train.nonfinite_patience,
                 "metrics_at_failure": values, "last_logged_metrics": self.last_row,
                 "wm_updates": self.wm_updates, "ac_updates": self.ac_updates}
         atomic_write_json(self.out / "failure.json", info)
-        raise NonFiniteLossError(f"non-finite values at env step {self.step} ({stage}): "
-                                 f"{bad or error}; see {self.out / 'failure.json'}")
+        raise NonFiniteLossError(
+            f"non-finite values at env step {self.step}: {counts['max_run']} consecutive "
+            f"updates skipped (train.nonfinite_patience={self.cfg.train.nonfinite_patience}); "
+            f"non-finite metrics {bad}; see {self.out / 'failure.json'}")
 
     def _log(self, extra: dict[str, float]) -> None:
-        row = {k: float(v / self.acc_n) for k, v in self.acc.items()} if self.acc_n else {}
+        counts = self._check_nonfinite()
+        row = {k: float(v / self.acc_n[k]) for k, v in self.acc.items() if int(self.acc_n[k])}
         row.update(extra)
         row.update({"perf/wm_updates": self.wm_updates, "perf/ac_updates": self.ac_updates,
-                    "replay/size": len(self.replay)})
+                    "replay/size": len(self.replay),
+                    "train/skipped_updates/world_model": counts["wm_skipped"],
+                    "train/skipped_updates/actor_critic": counts["ac_skipped"]})
         self.metrics.write(self.step, row)
         self.last_row = row
-        self.acc, self.acc_n = {}, 0
+        self.acc, self.acc_n = {}, {}
 
     def _evaluate(self, episodes: int, final: bool) -> list[dict]:
         c = self.cfg
@@ -312,9 +341,7 @@ class Trainer:
         c = self.cfg
         ready = len(self.replay) > c.replay.warmup
         random_a = None if ready else self.warmup_rng.integers(self.num_actions, size=1)
-        with self._guard("acting", {}):
-            action = int(self.actor.act(self.obs[None], policy=ready,
-                                        random_actions=random_a)[0])
+        action = int(self.actor.act(self.obs[None], policy=ready, random_actions=random_a)[0])
         next_obs, reward, term, trunc, info = self.env.step(action)
         if not math.isfinite(float(reward)):
             raise ValueError(f"environment returned a non-finite reward {reward!r} at env "
@@ -344,9 +371,14 @@ class Trainer:
                 print(f"{self.out}: run already complete (score {info.get('score')})")
                 return info
         self._t0 = time.time()
+        seq = self.wm.sequence
+        print(f"sequence model {self.cfg.world_model.sequence_kind} on {self.device}: backend "
+              f"{getattr(seq, 'backend', '?')} ({getattr(seq, 'backend_reason', '?')})", flush=True)
         ck_path = self.out / CHECKPOINT_NAME
         if ck_path.exists():
-            self._restore(load_checkpoint(ck_path, map_location=self.device))
+            # onto the CPU first: _restore moves what lives on the device (replay, networks,
+            # optimiser state); RNG states and the replay's host mirror must stay CPU tensors
+            self._restore(load_checkpoint(ck_path, map_location="cpu"))
             print(f"resumed from {ck_path} at env step {self.step}", flush=True)
         else:
             self.metrics.truncate(0)
@@ -393,8 +425,9 @@ class Trainer:
             "steps_target": self.cfg.train.steps,
             "updates": {"world_model": self.wm_updates, "actor_critic": self.ac_updates},
             "wall_time_s": wall, "sequence_kind": self.cfg.world_model.sequence_kind,
-            "sequence_backend": backend, "protocol": getattr(self.env, "protocol", None),
-            "compile": self.compile_info,
+            "sequence_backend": backend,
+            "sequence_backend_reason": getattr(self.wm.sequence, "backend_reason", None),
+            "protocol": getattr(self.env, "protocol", None), "compile": self.compile_info,
             "num_actions": self.num_actions, "parameter_counts": params, "score": score,
             "score_definition": "mean return of the final evaluation episodes",
             **environment_info(self.device),

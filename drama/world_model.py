@@ -124,7 +124,10 @@ class WorldModelConfig:
 class WorldModel(nn.Module):
     """The world model plus its own LaProp optimiser (``optimizer``) and warm-up (``scheduler``)."""
 
-    def __init__(self, cfg: WorldModelConfig, num_actions: int):
+    def __init__(self, cfg: WorldModelConfig, num_actions: int,
+                 device: torch.device | str | None = None):
+        """``device``: where the model will run (the caller still moves it there with .to);
+        it decides the sequence backend under "auto" (None: CUDA if available)."""
         super().__init__()
         if not (isinstance(num_actions, numbers.Integral) and num_actions >= 1):
             raise ValueError(f"num_actions must be a positive int, got {num_actions!r}")
@@ -143,7 +146,7 @@ class WorldModel(nn.Module):
         self.stem = InputStem(self.latent_dim, num_actions, cfg.d_model)
         self.sequence = make_sequence_model(
             cfg.sequence_kind, cfg.d_model, cfg.n_layers, backend=cfg.sequence_backend,
-            **cfg.sequence_options,
+            **{"device": device, **cfg.sequence_options},
         )
         self.reward_head = MLPHead(cfg.d_model, cfg.head_hidden, cfg.reward_bins)
         self.termination_head = MLPHead(cfg.d_model, cfg.head_hidden, 1)
@@ -264,9 +267,13 @@ class WorldModel(nn.Module):
             total, metrics = self.loss(batch)
         total.backward()  # bf16 needs no loss scaling (official GradScaler is a no-op for bf16)
         grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        # a non-finite loss or gradient skips the step (official: GradScaler's skipped step);
+        # drama/train.py counts skips and fails after a run of them
+        finite = torch.isfinite(total) & torch.isfinite(grad_norm)
+        self.optimizer.step(finite=finite)
         self.scheduler.step()
         metrics["grad_norm"] = grad_norm.detach()
+        metrics["finite"] = finite
         return metrics
 
     # ------------------------------------------------------------------ bookkeeping

@@ -63,7 +63,7 @@ def main() -> None:
 
     cfg = WorldModelConfig(d_model=args.d_model, encoder_depth=args.depth, head_hidden=64,
                            lr=1e-3, warmup_updates=0)  # fmt: skip
-    wm = WorldModel(cfg, num_actions)
+    wm = WorldModel(cfg, num_actions, device="cpu")  # CPU-only script: torch backend
     t0 = time.perf_counter()
     for u in range(args.updates):
         m = wm.update(rb.sample_world_model(4, 16))

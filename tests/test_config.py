@@ -91,3 +91,26 @@ def test_unknown_key_in_presets_file_is_an_error(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match="actor_critic.hidden_size"):
         resolve_config("Pong", 0, "drama", "debug", presets_path=bad)
+
+
+def test_official_acting_by_default_and_the_corrected_variant():
+    """The published algorithm is the default; `corrected` turns on each of our switches."""
+    from drama.config import resolve_config
+
+    for preset in ("atari100k", "debug"):
+        cfg = resolve_config("Pong", 0, "drama", preset)
+        ac = cfg.actor_critic
+        assert (ac.acting, ac.acting_context, ac.imag_start, ac.return_form) == (
+            "context", 16, "prior", "official")
+        assert cfg.replay.cross_episodes is True
+        cor = resolve_config("Pong", 0, "corrected", preset)
+        ac = cor.actor_critic
+        assert (ac.acting, ac.imag_start, ac.return_form) == ("recurrent", "posterior",
+                                                              "dreamerv3")
+        assert cor.replay.cross_episodes is False and cor.replay.sampling == "dfs"
+        assert cor.world_model == cfg.world_model
+    # each switch alone, and a bad value named
+    one = resolve_config("Pong", 0, "drama", "debug", ["actor_critic.return_form=dreamerv3"])
+    assert one.actor_critic.return_form == "dreamerv3" and one.actor_critic.acting == "context"
+    with pytest.raises(ValueError, match="imag_start"):
+        resolve_config("Pong", 0, "drama", "debug", ["actor_critic.imag_start=middle"])

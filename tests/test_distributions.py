@@ -3,6 +3,7 @@ import torch
 from drama.distributions import (
     TwoHot,
     categorical_kl,
+    sample_index,
     straight_through_categorical,
     symexp,
     symlog,
@@ -63,3 +64,62 @@ def test_categorical_kl_matches_torch():
         torch.distributions.Categorical(logits=p), torch.distributions.Categorical(logits=q)
     )
     torch.testing.assert_close(categorical_kl(p, q), ref)
+
+
+def _chi_square_p(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    from scipy.stats import chisquare
+
+    n = counts.sum().item()
+    expected = probs.double() / probs.double().sum() * n
+    return float(chisquare(counts.double().numpy(), expected.numpy()).pvalue)
+
+
+def test_gumbel_max_sampler_keeps_the_distribution():
+    """sample_index draws from softmax(logits): chi-square against the probabilities."""
+    g = torch.Generator().manual_seed(123)
+    probs = torch.tensor([[0.5, 0.25, 0.15, 0.07, 0.025, 0.005],
+                          [0.005, 0.025, 0.07, 0.15, 0.25, 0.5]])  # two rows, each its own
+    logits = probs.log()
+    n = 100_000
+    idx = sample_index(logits.expand(n, 2, 6), generator=g)  # (n, 2)
+    assert idx.shape == (n, 2) and idx.dtype == torch.long
+    for row in range(2):
+        counts = torch.bincount(idx[:, row], minlength=6)
+        assert _chi_square_p(counts, probs[row]) > 1e-3, (row, counts)
+    # the same check has power: a sampler at temperature 1.1 is rejected
+    wrong = sample_index(logits[0].expand(n, 6) / 1.1, generator=g)
+    assert _chi_square_p(torch.bincount(wrong, minlength=6), probs[0]) < 1e-6
+    # unnormalised logits and bf16 inputs give the same distribution; -inf is never drawn
+    shifted = sample_index((logits[0] + 7.0).to(torch.bfloat16).expand(n, 6), generator=g)
+    p_bf16 = torch.softmax((logits[0] + 7.0).to(torch.bfloat16).float(), -1)
+    assert _chi_square_p(torch.bincount(shifted, minlength=6), p_bf16) > 1e-3
+    masked = torch.tensor([0.0, float("-inf"), 0.0]).expand(10_000, 3)
+    assert not (sample_index(masked, generator=g) == 1).any()
+
+
+def test_samplers_match_torch_multinomial_in_distribution():
+    """Latent (straight-through) and action samples vs torch.multinomial on the same probs."""
+    g = torch.Generator().manual_seed(7)
+    probs = unimix_logits(torch.randn(8) * 2, 0.01).exp()  # (8,) a unimix latent/policy
+    n = 80_000
+    ours = straight_through_categorical(probs.log().expand(n, 8), generator=g).argmax(-1)
+    theirs = torch.multinomial(probs, n, replacement=True, generator=g)
+    for counts in (torch.bincount(ours, minlength=8), torch.bincount(theirs, minlength=8)):
+        assert _chi_square_p(counts, probs) > 1e-3, counts
+    # reproducible: the same generator seed gives the same samples
+    a = sample_index(probs.log().expand(100, 8), torch.Generator().manual_seed(1))
+    b = sample_index(probs.log().expand(100, 8), torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+
+
+def test_actor_act_samples_the_policy():
+    from drama.agent import ActorCritic, ActorCriticConfig
+
+    torch.manual_seed(0)
+    ac = ActorCritic(ActorCriticConfig(), feat_dim=16, num_actions=5).eval()
+    feat = torch.randn(1, 16).expand(60_000, 16)
+    with torch.no_grad():
+        probs = ac.policy_logits(feat[:1]).exp()[0]
+    actions = ac.act(feat, generator=torch.Generator().manual_seed(3))
+    assert _chi_square_p(torch.bincount(actions, minlength=5), probs) > 1e-3
+    assert torch.equal(ac.act(feat[:4], greedy=True), probs.argmax().expand(4))

@@ -1,4 +1,5 @@
-"""Acting with bounded-context sequence models (the Transformer's KV cache)."""
+"""Acting: the official 16-frame context rule, and the recurrent switch (incl. the Transformer's
+bounded KV cache)."""
 
 import numpy as np
 import torch
@@ -57,3 +58,80 @@ def test_unbounded_models_carry_state_through_the_episode():
     for t in range(40):
         actor.act(frames[t])
     assert actor.steps == 40 and actor.history == []
+
+
+# -- the official acting rule (actor_critic.acting=context, the default) ----------------------
+
+
+def _reference_action(wm, ac, frames, actions, seed):
+    """Official calc_last_dist_feat written plainly: posterior samples of the context frames,
+    a fresh parallel pass, the prior sample of the last output; greedy action on (z, d)."""
+    torch.manual_seed(seed)
+    post = wm.encode(torch.from_numpy(np.stack(frames, 1)))  # (B, L, S, K)
+    z_ctx = wm.sample(post)
+    d = wm.observe(z_ctx, torch.stack(actions, 1))[:, -1]
+    z = wm.sample(wm.prior_logits(d))
+    feat = torch.cat([z, d], -1)
+    return feat, ac.act(feat, greedy=True)
+
+
+def test_context_actor_is_the_official_acting_rule():
+    from drama.evaluate import ContextActor, make_actor
+
+    torch.manual_seed(0)
+    wm, ac = _tiny("mamba2", chunk_size=16)
+    assert ac.cfg.acting == "context" and ac.cfg.acting_context == 16  # the defaults
+    actor = make_actor(wm, ac, 2, torch.device("cpu"))
+    assert isinstance(actor, ContextActor)
+    frames = np.random.default_rng(0).integers(0, 256, size=(25, 2, 64, 64, 3), dtype=np.uint8)
+    # the first action of an episode is random: the context is empty, nothing is computed
+    actor.act(frames[0], greedy=True)
+    assert actor.last_feat is None and len(actor.post) == 1
+    seen = [frames[0]]
+    for t in range(1, 25):
+        acts_before = list(actor.actions)
+        torch.manual_seed(100 + t)
+        got = actor.act(frames[t], greedy=True)
+        # the context is the last 16 frames *before* t with their actions; o_t is not used
+        ctx = seen[-16:]
+        assert len(acts_before) == len(ctx) == min(t, 16)
+        feat, want = _reference_action(wm, ac, ctx, acts_before, 100 + t)
+        torch.testing.assert_close(actor.last_feat, feat)
+        np.testing.assert_array_equal(got, want.numpy())
+        seen.append(frames[t])
+        assert len(actor.post) == min(t + 1, 16)  # o_t appended only after acting
+    # the current frame does not change the action (same noise, different o_t)
+    saved = actor.state_dict()
+    torch.manual_seed(5)
+    a1 = actor.act(frames[0], greedy=True)
+    actor.load_state_dict(saved)
+    torch.manual_seed(5)
+    a2 = actor.act(np.zeros_like(frames[0]), greedy=True)
+    np.testing.assert_array_equal(a1, a2)
+    # reset (episode start) empties the context; state_dict round-trips (checkpoints)
+    actor2 = ContextActor(wm, ac, 2, torch.device("cpu"))
+    actor2.load_state_dict(actor.state_dict())
+    assert len(actor2.post) == len(actor.post) and all(
+        torch.equal(x, y) for x, y in zip(actor2.actions, actor.actions, strict=True))
+    actor.reset(2)
+    assert actor.post == [] and actor.actions == []
+    # the random warm-up keeps no context (official: context only once the buffer is ready)
+    out = actor.act(frames[1], policy=False, random_actions=np.array([2, 1]))
+    np.testing.assert_array_equal(out, [2, 1])
+    assert actor.post == []
+
+
+def test_recurrent_switch_and_acting_state_kind_checked():
+    from drama.evaluate import ContextActor, make_actor
+
+    wm, _ = _tiny("mamba2", chunk_size=16)
+    ac = ActorCritic(ActorCriticConfig(actor_hidden=8, critic_hidden=8, layers=1,
+                                       acting="recurrent"), feat_dim=48, num_actions=3)
+    actor = make_actor(wm, ac, 1, torch.device("cpu"))
+    assert isinstance(actor, RecurrentActor)
+    import pytest
+
+    with pytest.raises(ValueError, match="acting"):
+        ContextActor(wm, ac, 1, torch.device("cpu")).load_state_dict(actor.state_dict())
+    with pytest.raises(ValueError, match="acting"):
+        ActorCriticConfig(acting="posterior")

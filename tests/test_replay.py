@@ -52,6 +52,7 @@ def test_paper_defaults():
     cfg = ReplayConfig()
     assert (cfg.capacity, cfg.sampling, cfg.wm_tau, cfg.img_tau) == (100_000, "dfs", 10.0, 10.0)
     assert (cfg.alpha, cfg.beta, cfg.img_count_scale, cfg.warmup) == (1.0, 1.0, 64.0, 1032)
+    assert cfg.cross_episodes is True  # official: windows may span a reset
 
 
 def test_draws_without_replacement_and_counters():
@@ -73,7 +74,7 @@ def test_draws_without_replacement_and_counters():
     assert starts.numel() == 40 and starts.unique().numel() == 33
     torch.testing.assert_close((rb.wm_count - before).sum(), torch.tensor(40))
     with pytest.raises(ValueError, match="no valid start"):
-        filled(10, firsts=(0, 3, 6, 9)).draw_starts("world_model", 1, 5)
+        filled(10, firsts=(0, 3, 6, 9), cross_episodes=False).draw_starts("world_model", 1, 5)
     with pytest.raises(ValueError, match="length 41"):
         rb.draw_starts("world_model", 1, 41)
 
@@ -108,9 +109,9 @@ def test_uniform_mode_is_uniform():
     assert abs(hits.mean() / draws - 0.1) < 1e-9
 
 
-def test_windows_never_cross_a_reset():
+def test_windows_never_cross_a_reset_with_the_switch():
     firsts = (0, 10, 17, 30)
-    rb = filled(36, firsts=firsts)
+    rb = filled(36, firsts=firsts, cross_episodes=False)
     L = 5
     p = rb.probabilities("world_model", L).numpy()
     invalid = {6, 7, 8, 9, 13, 14, 15, 16, 26, 27, 28, 29}  # windows with a reset inside
@@ -123,9 +124,27 @@ def test_windows_never_cross_a_reset():
     assert batch["termination"].dtype == torch.float32
     # a window may end exactly at the terminal step (start 5: steps 5..9, termination at 9)
     assert p[5] > 0 and rb.termination[9] == 1.0 and rb.is_first[10]
-    # official behaviour: every window allowed
-    rb2 = filled(36, firsts=firsts, cross_episodes=True)
-    assert (rb2.probabilities("world_model", L) > 0).all() and rb2.num_valid_starts(L) == 32
+
+
+def test_windows_span_resets_by_default():
+    """Official replay_buffer.py: any start <= N - L may be drawn, windows may span a reset."""
+    firsts = (0, 10, 17, 30)
+    rb = filled(36, firsts=firsts)
+    assert rb.cfg.cross_episodes is True
+    L = 5
+    p = rb.probabilities("world_model", L)
+    assert (p > 0).all() and rb.num_valid_starts(L) == 32
+    torch.testing.assert_close(p, torch.full((32,), 1 / 32))  # fresh counters: uniform
+    # window 8..12 spans the reset at 10: drawn as is, reset and terminal flag inside
+    spans = 0
+    for _ in range(40):
+        batch = rb.sample_world_model(8, L)
+        inside = batch["is_first"][:, 1:].any(1)
+        spans += int(inside.sum())
+        for row in torch.nonzero(inside).flatten().tolist():
+            k = int(torch.nonzero(batch["is_first"][row, 1:]).flatten()[0]) + 1
+            assert batch["termination"][row, k - 1] == 1.0  # the old episode's last step
+    assert spans > 0
 
 
 def test_host_valid_count_matches_device_mask():
@@ -133,7 +152,7 @@ def test_host_valid_count_matches_device_mask():
     for trial in range(20):
         cap, n_add = int(gen.integers(5, 40)), int(gen.integers(5, 80))
         firsts = set(np.flatnonzero(gen.random(n_add) < 0.15).tolist())
-        rb = ReplayBuffer(ReplayConfig(capacity=cap), obs_shape=(4, 4, 3))
+        rb = ReplayBuffer(ReplayConfig(capacity=cap, cross_episodes=False), obs_shape=(4, 4, 3))
         for i in range(n_add):
             rb.add(frame(i), 0, 0.0, False, i in firsts)
         for L in range(1, len(rb) + 1):

@@ -169,6 +169,18 @@ def test_paper_grid_dry_run_lists_390_training_jobs():
     assert counts["ablation"] == 2  # DFS vs uniform, Mamba-2 vs Mamba-1
 
 
+def test_corrected_ablation_is_one_config_away():
+    """`--config variants='[drama,corrected]'` plans both variants and the corrections figure."""
+    proc = snakemake("-n", "--quiet", "rules", "--config", "variants=[drama,corrected]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = _job_counts(proc.stdout + proc.stderr)
+    assert counts["train"] == 26 * 5 * 2 and counts["ablation"] == 1
+    proc = snakemake("results/figures/ablation_corrected.png", "-n", "-p", "--configfile",
+                     "config/smoke.yaml", "--config", "variants=[drama,corrected]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--variant corrected" in proc.stdout + proc.stderr
+
+
 def test_slurm_profile_resolves_from_repo_root():
     """`snakemake --profile slurm` finds ./slurm (-> profiles/slurm) from the repo root."""
     assert (ROOT / "slurm" / "config.yaml").resolve() == \

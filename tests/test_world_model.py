@@ -202,3 +202,26 @@ def test_learns_on_real_frames():
     assert rec[-5:].mean() <= 0.5 * rec[:3].mean(), rec
     assert rew[-5:].mean() <= 0.5 * rew[:3].mean(), rew
     assert int(rb.wm_count.sum()) == 50 * 4  # DFS counted every drawn start
+
+
+def test_non_finite_update_is_skipped_exactly():
+    """Official GradScaler semantics: a step with a non-finite loss/gradient changes nothing."""
+    torch.manual_seed(0)
+    wm = WorldModel(debug_cfg(), 3)
+    wm.update(random_batch(2, 6, 3))  # optimizer state exists
+    params = {k: v.clone() for k, v in wm.state_dict().items()}
+    opt = {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in st.items()}
+           for k, st in wm.optimizer.state.items()}
+    bad = random_batch(2, 6, 3, seed=1)
+    bad["reward"][0, 2] = float("nan")
+    m = wm.update(bad)
+    assert not bool(m["finite"]) and not torch.isfinite(m["loss/total"])
+    for k, v in wm.state_dict().items():  # BatchNorm statistics move in the forward pass
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(v, params[k]), k
+    for k, st in wm.optimizer.state.items():
+        for n, t in st.items():
+            assert torch.equal(t, opt[k][n]) if torch.is_tensor(t) else t == opt[k][n], n
+    m = wm.update(random_batch(2, 6, 3, seed=2))  # a finite step goes through again
+    assert bool(m["finite"])
+    assert any(not torch.equal(v, params[k]) for k, v in wm.state_dict().items())

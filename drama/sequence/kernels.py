@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import sys
 import types
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class MambaSSMKernels:
     causal_conv1d: Callable | None = None  # optional (causal-conv1d package)
     selective_scan: Callable | None = None  # Mamba-1 CUDA scan
     reasons: dict[str, str] = field(default_factory=dict)  # kind -> why unavailable
+    installed: bool = False  # a `mamba_ssm` package is on the path (found without importing it)
+    import_error: str | None = None  # installed, but importing it raised this (a broken install)
 
     def available(self, kind: str) -> bool:
         if kind == "mamba2":
@@ -52,6 +55,15 @@ class MambaSSMKernels:
         if kind == "mamba1":
             return self.selective_scan is not None
         return False
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend a sequence model is built with, and why (printed at the start of a run)."""
+
+    backend: str
+    reason: str
+    warn: bool = False  # a fallback the user must hear about (mamba-ssm installed but broken)
 
 
 def _placeholder_selective_scan_cuda(reason: str) -> types.ModuleType:
@@ -71,11 +83,16 @@ def _placeholder_selective_scan_cuda(reason: str) -> types.ModuleType:
 @functools.lru_cache(maxsize=1)
 def load_mamba_ssm() -> MambaSSMKernels:
     """Import mamba-ssm's kernels once; never raises, records why something is missing."""
+    installed = importlib.util.find_spec("mamba_ssm") is not None
     if not torch.cuda.is_available():
         why = (
             f"CUDA is not available (torch {torch.__version__}, "
             f"built with CUDA {torch.version.cuda}); mamba-ssm's kernels run on NVIDIA GPUs only"
         )
+        return MambaSSMKernels(reasons={"mamba2": why, "mamba1": why}, installed=installed)
+    if not installed:
+        why = ("mamba-ssm is not installed (README, 'GPU install': a pure-Python wheel built "
+               "with MAMBA_SKIP_CUDA_BUILD=TRUE gives the Mamba-2 Triton kernels)")
         return MambaSSMKernels(reasons={"mamba2": why, "mamba1": why})
     reasons: dict[str, str] = {}
     placeholder = None
@@ -92,9 +109,11 @@ def load_mamba_ssm() -> MambaSSMKernels:
             ssd = importlib.import_module("mamba_ssm.ops.triton.ssd_combined")
             gated = importlib.import_module("mamba_ssm.ops.triton.layernorm_gated")
             scan = importlib.import_module("mamba_ssm.ops.selective_scan_interface")
-        except Exception as err:  # ImportError, or a triton/CUDA mismatch raised at import
-            why = f"mamba_ssm could not be imported: {type(err).__name__}: {err}"
-            return MambaSSMKernels(reasons={"mamba2": why, "mamba1": reasons.get("mamba1", why)})
+        except Exception as err:  # ImportError (e.g. its transformers import), triton mismatch
+            error = f"{type(err).__name__}: {err}"
+            why = f"mamba-ssm is installed but could not be imported: {error}"
+            return MambaSSMKernels(reasons={"mamba2": why, "mamba1": why}, installed=True,
+                                   import_error=error)
     finally:
         if placeholder is not None and sys.modules.get("selective_scan_cuda") is placeholder:
             del sys.modules["selective_scan_cuda"]
@@ -109,32 +128,57 @@ def load_mamba_ssm() -> MambaSSMKernels:
         causal_conv1d=causal_conv1d_fn,
         selective_scan=None if "mamba1" in reasons else scan.selective_scan_fn,
         reasons=reasons,
+        installed=True,
     )
 
 
-def resolve_backend(kind: str, backend: str, device: torch.device | str | None = None) -> str:
-    """The backend to build: `auto` picks mamba_ssm on CUDA when importable, else torch.
+def _kernel_summary(kind: str, k: MambaSSMKernels) -> str:
+    version = k.version or "?"
+    if version != MAMBA_SSM_VERSION:
+        version += f" (written and measured against {MAMBA_SSM_VERSION})"
+    if kind == "mamba1":
+        return f"mamba-ssm {version}: selective_scan_cuda on CUDA"
+    conv = ("causal-conv1d" if k.causal_conv1d is not None
+            else "torch conv1d (causal-conv1d not installed)")
+    return f"mamba-ssm {version}: Triton SSD + gated RMSNorm on CUDA, conv by {conv}"
 
-    Asking for `mamba_ssm` where it cannot run raises a RuntimeError saying why; there is no
-    silent fallback for an explicit request.
+
+def choose_backend(kind: str, backend: str,
+                   device: torch.device | str | None = None) -> BackendChoice:
+    """The backend to build and why: `auto` picks mamba_ssm on CUDA when importable, else torch.
+
+    ``device`` is where the model will run: a non-CUDA device always gets `torch` under `auto`
+    (a CPU run on a CUDA machine with mamba-ssm installed must not get the CUDA-only kernels).
+    ``device=None`` means "CUDA if available". Asking for `mamba_ssm` where it cannot run
+    raises a RuntimeError saying why. Under `auto`, an installed mamba-ssm that fails to import
+    falls back to torch with ``warn=True`` (the caller warns; it is never silent).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     has_kernel = kind in ("mamba2", "mamba1")
     if backend == "torch":
-        return "torch"
+        return BackendChoice("torch", "backend 'torch' was asked for")
     if backend == "mamba_ssm" and not has_kernel:
         raise ValueError(
             f"backend 'mamba_ssm' exists only for kinds mamba2 and mamba1, not {kind!r} "
             "(use 'torch' or 'auto')"
         )
-    if not has_kernel:
-        return "torch"  # auto for transformer/gru: cuDNN and SDPA come through torch anyway
+    if not has_kernel:  # auto for transformer/gru: cuDNN and SDPA come through torch anyway
+        return BackendChoice("torch", f"{kind} has no mamba-ssm kernel (cuDNN/SDPA via torch)")
     wants_cpu = device is not None and torch.device(device).type != "cuda"
     if backend == "auto":
         if wants_cpu:
-            return "torch"
-        return "mamba_ssm" if load_mamba_ssm().available(kind) else "torch"
+            return BackendChoice("torch", f"device {str(device)!r} is not CUDA "
+                                          "(mamba-ssm's kernels run on CUDA only)")
+        kernels = load_mamba_ssm()
+        if kernels.available(kind):
+            return BackendChoice("mamba_ssm", "auto: " + _kernel_summary(kind, kernels))
+        why = kernels.reasons[kind]
+        if kernels.import_error is not None:
+            return BackendChoice("torch", f"auto fell back to the pure-PyTorch backend because "
+                                          f"{why}; fix the install (README, 'GPU install') or "
+                                          "set the backend to 'torch' explicitly", warn=True)
+        return BackendChoice("torch", f"auto: {why}")
     # explicit mamba_ssm
     if wants_cpu:
         raise RuntimeError(
@@ -144,4 +188,9 @@ def resolve_backend(kind: str, backend: str, device: torch.device | str | None =
     if not kernels.available(kind):
         why = kernels.reasons[kind]
         raise RuntimeError(f"backend 'mamba_ssm' for {kind} cannot run here: {why}")
-    return "mamba_ssm"
+    return BackendChoice("mamba_ssm", "asked for: " + _kernel_summary(kind, kernels))
+
+
+def resolve_backend(kind: str, backend: str, device: torch.device | str | None = None) -> str:
+    """The backend name only (see :func:`choose_backend`)."""
+    return choose_backend(kind, backend, device).backend

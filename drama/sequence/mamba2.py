@@ -41,6 +41,23 @@ def gated_rmsnorm(y, z, weight, eps: float, group_size: int):
     return yg.reshape(shape) * weight
 
 
+def causal_conv1d_input(xBC: torch.Tensor) -> torch.Tensor:
+    """(b, L, C) -> (b, C, L) in a memory layout that causal-conv1d's `causal_conv1d_fn` takes.
+
+    causal-conv1d (1.6.x, csrc/causal_conv1d.cpp) accepts a channel-first tensor (stride(2) ==
+    1) or a channel-last one (stride(1) == 1) whose C, stride(0) and stride(2) are multiples of
+    8. Our xBC is a column slice of in_proj's output, so its row stride is in_proj's width
+    2*d_inner + 2*ngroups*d_state + nheads (4d + 32 + d/32 at Drama's defaults): a multiple of 8
+    for d_model 512 but not for 64 or 32. As mamba-ssm's own `ensure_stride`: copy to a
+    contiguous (b, L, C) tensor when the strides do not fit; channel-first when C does not.
+    """
+    if xBC.shape[-1] % 8:
+        return xBC.transpose(1, 2).contiguous()  # channel-first, any C
+    if xBC.stride(2) != 1 or xBC.stride(1) % 8 or xBC.stride(0) % 8:
+        xBC = xBC.contiguous()
+    return xBC.transpose(1, 2)  # channel-last view, strides multiples of 8
+
+
 class GatedRMSNorm(nn.Module):
     """Holds `weight` under the name mamba-ssm uses (`norm.weight`); eps 1e-5 as in Mamba2."""
 
@@ -135,8 +152,9 @@ class Mamba2Mixer(nn.Module):
         k = load_mamba_ssm()
         b, L, _ = z.shape
         weight = self.conv1d.weight.squeeze(1)  # (conv_dim, d_conv)
-        if k.causal_conv1d is not None:
-            xBC = k.causal_conv1d(xBC.transpose(1, 2), weight, self.conv1d.bias, activation="silu")
+        if k.causal_conv1d is not None and 2 <= self.d_conv <= 4:  # its supported widths
+            xBC = k.causal_conv1d(causal_conv1d_input(xBC), weight, self.conv1d.bias,
+                                  activation="silu")
             xBC = xBC.transpose(1, 2)
         else:
             xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))

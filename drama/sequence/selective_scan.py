@@ -18,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from drama.sequence.ssd import cumsum
+
 
 def _check(u, delta, A, B, C):
     assert u.ndim == 3 and delta.shape == u.shape, (u.shape, delta.shape)
@@ -79,7 +81,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, chunk: int | None 
     local = torch.stack(local, dim=2)  # (b, c, T, d, n)
 
     # 2. carried-in state per chunk
-    P = torch.exp(torch.cumsum(log_decay, dim=2))  # (b, c, T, d, n) decay from chunk start
+    P = torch.exp(cumsum(log_decay, dim=2))  # (b, c, T, d, n) decay from chunk start
     H = u.new_zeros(b, d, n) if initial_state is None else initial_state
     carried = []
     for i in range(c):

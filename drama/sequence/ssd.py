@@ -26,6 +26,31 @@ import torch
 import torch.nn.functional as F
 
 
+def scan_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Inclusive prefix sum along ``dim`` by log2(n) rounds of shifted additions (Hillis-Steele).
+
+    Built from element-wise adds only (forward and backward), so it is deterministic on CUDA,
+    where float ``torch.cumsum`` has no deterministic kernel. The order of the additions
+    differs from a sequential sum: results agree with torch.cumsum to float rounding.
+    """
+    dim = dim % x.ndim
+    n, shift = x.shape[dim], 1
+    while shift < n:
+        head = torch.zeros_like(x.narrow(dim, 0, shift))
+        x = x + torch.cat([head, x.narrow(dim, 0, n - shift)], dim=dim)
+        shift *= 2
+    return x
+
+
+def cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """torch.cumsum, except under torch.use_deterministic_algorithms(True) on CUDA (where a
+    float cumsum raises for want of a deterministic kernel): then :func:`scan_cumsum`.
+    CPU runs, and CUDA runs without the deterministic mode, are unchanged."""
+    if x.is_cuda and x.is_floating_point() and torch.are_deterministic_algorithms_enabled():
+        return scan_cumsum(x, dim)
+    return torch.cumsum(x, dim=dim)
+
+
 def segsum(a: torch.Tensor) -> torch.Tensor:
     """Stable segment sums: out[..., i, j] = a[..., j+1] + ... + a[..., i] for j <= i, else -inf.
 
@@ -36,7 +61,7 @@ def segsum(a: torch.Tensor) -> torch.Tensor:
     strict = torch.ones(T, T, dtype=torch.bool, device=a.device).tril(-1)
     lower = torch.ones(T, T, dtype=torch.bool, device=a.device).tril(0)
     terms = a[..., :, None].expand(*a.shape, T).masked_fill(~strict, 0.0)  # (..., T, T): a_i, i > j
-    sums = torch.cumsum(terms, dim=-2)  # (..., T, T)
+    sums = cumsum(terms, dim=-2)  # (..., T, T)
     return sums.masked_fill(~lower, float("-inf"))
 
 
@@ -79,7 +104,7 @@ def ssd_chunked(
     a = (dth * A[:, None]).reshape(b, h, c, Q)  # log decays Delta * A
     Bc = B.permute(0, 2, 1, 3).reshape(b, g, 1, c, Q, n)
     Cc = C.permute(0, 2, 1, 3).reshape(b, g, 1, c, Q, n)
-    a_cum = torch.cumsum(a, dim=-1)  # (b, h, c, Q)
+    a_cum = cumsum(a, dim=-1)  # (b, h, c, Q)
 
     # 1. intra-chunk outputs (diagonal blocks): Y = (C B^T o L) X, L the causal decay mask
     # L[i, j] = exp(a_{j+1} + ... + a_i), by the stable segment sum of the paper's listing. (The

@@ -73,6 +73,7 @@ def has_variants(*names):
 ABLATIONS = [
     ("ablation_dfs", "drama", "uniform", "DFS vs uniform replay sampling"),
     ("ablation_mamba", "drama", "mamba1", "Mamba-2 vs Mamba-1 world model"),
+    ("ablation_corrected", "corrected", "drama", "Corrections vs official acting"),
 ]
 
 
