@@ -34,6 +34,21 @@ def test_setting_resolution_and_bad_value():
     assert resolve_config("Pong", 0, "drama", "debug").train.compile == "auto"
 
 
+def _biases_before_batchnorm(model: torch.nn.Module) -> set[str]:
+    """Names of biases of layers directly followed by a BatchNorm: their gradient is zero up
+    to rounding (the norm removes any constant shift), so eager and compiled gradients of these
+    are unrelated rounding noise; they are left out of the gradient comparison."""
+    names = set()
+    for prefix, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Sequential):
+            kids = list(mod.named_children())
+            for (n1, m1), (_, m2) in zip(kids, kids[1:], strict=False):
+                if isinstance(m2, torch.nn.modules.batchnorm._BatchNorm) and \
+                        getattr(m1, "bias", None) is not None:
+                    names.add(f"{prefix}.{n1}.bias" if prefix else f"{n1}.bias")
+    return names
+
+
 def _wm_batch(B, T, A, seed):
     g = torch.Generator().manual_seed(seed)
     return {"obs": torch.randint(0, 256, (B, T, 64, 64, 3), dtype=torch.uint8, generator=g),
@@ -55,7 +70,9 @@ def _traj(feat_dim, A, B, H, seed):
 def test_compiled_updates_equal_eager_with_zero_graph_breaks(capsys):
     """3 world-model + actor-critic updates at the debug preset's sizes, eager vs compiled:
     the same metrics (losses, entropies, grad norms) within LOSS_TOL at every update, the same
-    gradients at the first update (rtol 1e-3, atol 1e-6), and parameters within 2 LaProp
+    gradients at the first update (each tensor within 1e-3 relative error in norm: the sums over
+    64 x 64 positions of the first conv reorder; biases before a BatchNorm, whose gradient is
+    pure rounding noise, excepted), and parameters within 2 LaProp
     steps (2 lr) after 3 updates: LaProp divides each gradient by its own running RMS, so a
     coordinate whose gradient is rounding noise (e.g. the biases before BatchNorm) moves by
     +-lr either way; real differences would show up in the losses."""
@@ -64,13 +81,14 @@ def test_compiled_updates_equal_eager_with_zero_graph_breaks(capsys):
     cfg = resolve_config("Boxing", 0, "drama", "debug")
     torch.manual_seed(0)
     wcfg = cfg.world_model
-    wm = WorldModel(wcfg, 5)
-    ac = ActorCritic(cfg.actor_critic, wcfg.stoch * wcfg.classes + wcfg.d_model, 5)
+    wm = WorldModel(wcfg, 3)  # 3 actions: ColourMatch's shapes, so the SIGKILL test below
+    ac = ActorCritic(cfg.actor_critic, wcfg.stoch * wcfg.classes + wcfg.d_model, 3)  # hits
+    # inductor's on-disk cache of the same graphs
     wm2, ac2 = copy.deepcopy(wm), copy.deepcopy(ac)
     info = install_compiled_updates(wm2, ac2, "on", torch.device("cpu"))
     assert info["enabled"] and info["fullgraph"]
     for k in range(3):
-        batch, traj = _wm_batch(4, 16, 5, seed=k), _traj(ac.feat_dim, 5, 32, 8, seed=k)
+        batch, traj = _wm_batch(4, 16, 3, seed=k), _traj(ac.feat_dim, 3, 32, 8, seed=k)
         results = []
         for w, a in ((wm, ac), (wm2, ac2)):
             torch.manual_seed(100 + k)  # the same latent draws in both
@@ -81,11 +99,13 @@ def test_compiled_updates_equal_eager_with_zero_graph_breaks(capsys):
             with capsys.disabled():
                 print(f"\n[compile] first compiled WM+AC update on CPU (incl. compile): "
                       f"{took:.1f} s")
-            for (n, p), q in zip(wm.named_parameters(), wm2.parameters(), strict=True):
-                torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-6, msg=n)
-            for (n, p), q in zip(ac.named_parameters(), ac2.parameters(), strict=True):
-                if p.grad is not None:
-                    torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-6, msg=n)
+            noise = _biases_before_batchnorm(wm)
+            assert noise, "expected conv biases before BatchNorm in the world model"
+            for model, copy_ in ((wm, wm2), (ac, ac2)):
+                for (n, p), q in zip(model.named_parameters(), copy_.parameters(), strict=True):
+                    if p.grad is not None and n not in noise:
+                        err = (q.grad - p.grad).norm() / p.grad.norm().clamp(min=1e-12)
+                        assert err < 1e-3, (n, float(err))
         assert cw.keys() == ew.keys() and ca.keys() == ea.keys()
         for key in ew:
             torch.testing.assert_close(cw[key], ew[key], **LOSS_TOL, msg=f"wm {key} update {k}")
