@@ -1,7 +1,11 @@
 # Drama reproducibility workflow: game x seed x variant grid -> per-run parquet -> tables/figures.
-#   workstation: snakemake --cores 8 all
-#   SLURM:       snakemake --profile slurm
-#   smoke (CPU): snakemake --cores 2 --configfile config/smoke.yaml all
+#   workstation (GPU): snakemake --cores 8
+#   SLURM:             snakemake --profile slurm
+#   smoke (CPU):       snakemake --cores 2 --configfile config/smoke.yaml --workflow-profile profiles/cpu
+#   one target:        snakemake results/scores.parquet --cores 2 --configfile config/smoke.yaml --workflow-profile profiles/cpu
+#   report:            any of these plus --report results/report.html
+# `all` is the default target. Put targets BEFORE --configfile, which takes every following word
+# as a config file.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -11,6 +15,9 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

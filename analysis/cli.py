@@ -5,6 +5,8 @@ Subcommands:
                CIs per method (a published JSON's method is its file stem; the project's
                scores.parquet gives one method per variant); --json prints the JSON contract.
     table      the per-game table (Markdown/CSV/LaTeX) for project variants and baselines.
+    reproduce  the reproduction table: one method's runs against Drama's published per-game
+               means and aggregates, with a verdict per row (analysis.reproduction).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from analysis.aggregates import DEFAULT_REPS, aggregate
 from analysis.scores import canonical_game, load_all
@@ -54,6 +57,22 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from analysis import reproduction as R
+
+    df = load_all(args.files)
+    games = _games(args.games)
+    per_game = R.reproduction_per_game(df, args.method, R.load_drama_per_game(), games=games,
+                                       reps=args.reps, seed=args.seed)
+    aggs = R.reproduction_aggregates(df, args.method, R.load_drama_aggregates(), games=games,
+                                     reps=args.reps, seed=args.seed)
+    note = R.write_reproduction_table(per_game, aggs, args.method, args.reps, f"{args.out}.md",
+                                      f"{args.out}.csv", f"{args.out}.tex", f"{args.out}.html")
+    print(Path(f"{args.out}.md").read_text().split("\n\n")[0])
+    print(f"\n{note}\nwrote {args.out}.md, .csv, .tex, .html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--games", default=None, help="comma-separated games (default: variants')")
     t.add_argument("--out", required=True, help="output path without suffix")
     t.set_defaults(func=_table)
+    r = sub.add_parser("reproduce", help="verdicts against Drama's published results")
+    r.add_argument("files", nargs="+", metavar="FILE", help="e.g. results/scores.parquet")
+    r.add_argument("--method", default="drama", help="the method (variant) to compare")
+    r.add_argument("--reps", type=int, default=DEFAULT_REPS, help="bootstrap replicates")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    r.add_argument("--games", default=None, help="comma-separated games (default: the "
+                   "method's)")
+    r.add_argument("--out", required=True, help="output path without suffix")
+    r.set_defaults(func=_reproduce)
     return p
 
 

@@ -1,5 +1,6 @@
-"""Paper figures through rliable.plot_utils: aggregate intervals, ablations, performance
-profiles, probability of improvement, sample-efficiency curves.
+"""Paper figures: the reproduction figure (our CIs against the published values), aggregate
+intervals (rliable.plot_utils), ablations, performance profiles, probability of improvement,
+sample-efficiency curves, and the sequence-length scaling of the sequence models.
 
 Every ``plot_*`` function takes a long score table (``analysis.scores``) or an
 ``aggregates.aggregate`` result, writes ``out_png`` and the same path with ``.pdf``, and
@@ -19,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
@@ -67,6 +70,13 @@ def save_figure(fig: plt.Figure, out_png: str | Path) -> Path:
     return out_png
 
 
+def _axes_centre(fig: plt.Figure) -> float:
+    """Figure x of the middle of the axes' span: a suptitle there sits over the panels, not
+    over the panels plus the method labels on their left (which bbox_inches="tight" keeps)."""
+    boxes = [ax.get_position() for ax in fig.axes if ax.get_visible()]
+    return (min(b.x0 for b in boxes) + max(b.x1 for b in boxes)) / 2
+
+
 def _require(df: pd.DataFrame, methods: Sequence[str], what: str) -> None:
     have = sorted(df["method"].unique())
     missing = [m for m in methods if m not in have]
@@ -97,7 +107,8 @@ def plot_aggregate_intervals(agg: Mapping[str, Mapping], out_png: str | Path,
         row_height=row_height, xlabel_y_coordinate=-0.55 / height)
     n_games = {agg[m].get("games") for m in methods}
     fig.suptitle(f"Atari100k aggregates, 95% stratified-bootstrap CIs "
-                 f"({'/'.join(str(g) for g in n_games)} games)", y=1 + 0.5 / height)
+                 f"({'/'.join(str(g) for g in n_games)} games)", y=1 + 0.5 / height,
+                 x=_axes_centre(fig))
     save_figure(fig, out_png)
     return fig
 
@@ -130,7 +141,10 @@ def plot_ablation(df: pd.DataFrame, variant: str, reference: str, out_png: str |
     ax0.set_yticks(np.arange(len(games)), [games[i] for i in order])
     ax0.axvline(0, color="k", lw=0.8)
     ax0.set_xlabel(f"Mean HNS: {variant} − {reference}")
-    ax0.set_title("Per game (blue: variant better)")
+    ax0.set_title("Per game: difference of mean human-normalised scores")
+    ax0.legend(handles=[Patch(color=OKABE_ITO[0], label=f"{variant} better"),
+                        Patch(color=OKABE_ITO[5], label=f"{reference} better")],
+               loc="lower right", fontsize="small")
     names = ["iqm", "mean", "median", "optimality_gap"]
     for i, k in enumerate(names):
         p, lo, hi = dif[k]
@@ -148,14 +162,23 @@ def plot_ablation(df: pd.DataFrame, variant: str, reference: str, out_png: str |
     return fig
 
 
+def profile_taus(mats, points: int = 81) -> np.ndarray:
+    """Thresholds from 0 to just past the largest score of any run (at least 1 = human):
+    the profile is 0 beyond the largest score, so a longer axis only adds empty space."""
+    top = max(float(np.nanmax(m)) for m in mats)
+    hi = max(1.0, top)
+    step = 10 ** np.floor(np.log10(hi)) / 2  # round up to a half-decade step: 1.2 -> 1.5
+    return np.linspace(0.0, np.ceil(hi * 1.02 / step) * step, points)
+
+
 def plot_performance_profiles(df: pd.DataFrame, methods: Sequence[str], out_png: str | Path,
                               taus: np.ndarray | None = None, reps: int = DEFAULT_PROFILE_REPS,
                               seed: int = 0) -> plt.Figure:
     """Score distributions (fraction of runs with HNS > tau) with 95% CI bands, on the games
     all ``methods`` share."""
     _require(df, methods, "performance profiles")
-    taus = np.linspace(0.0, 8.0, 81) if taus is None else np.asarray(taus, float)
     mats = matrices(df, methods)
+    taus = profile_taus(mats.values()) if taus is None else np.asarray(taus, float)
     prof, band = {}, {}
     for m in methods:
         prof[m], band[m] = performance_profile(mats[m], taus, reps, method_seed(seed, m))
@@ -166,6 +189,7 @@ def plot_performance_profiles(df: pd.DataFrame, methods: Sequence[str], out_png:
         labelsize="large", ticklabelsize="medium")
     ax.legend([plt.Line2D([], [], color=c, lw=2) for c in method_colors(methods).values()],
               methods, loc="upper right", fontsize="small")
+    ax.set_xlim(taus[0], taus[-1])
     n = next(iter(mats.values())).shape[1]
     ax.set_title(f"Performance profiles ({n} games, 95% CIs)")
     save_figure(fig, out_png)
@@ -187,15 +211,26 @@ def plot_probability_of_improvement(df: pd.DataFrame, pairs: Sequence[tuple[str,
         r = probability_of_improvement(mats[x], mats[y], reps, method_seed(seed, f"{x}>{y}"))
         est[f"{x}|{y}"], ci[f"{x}|{y}"] = r[0], r[1:]  # ci: [low, high]
     keys = list(est)
-    fig, ax = plt.subplots(figsize=(5, 0.6 * len(keys) + 1.2))
-    plot_utils.plot_probability_of_improvement(
-        est, ci, pair_separator="|", ax=ax, colors=PALETTE[: len(keys)], xlabel="P(X > Y)",
-        labelsize="large", ticklabelsize="medium")
-    ax.set_xlim(-0.05, 1.05)
-    for i, k in enumerate(keys):  # the value too: a zero-width CI draws no bar
-        ax.text(0.5, i + 0.33, f"{est[k]:.2f} [{ci[k][0]:.2f}, {ci[k][1]:.2f}]", ha="center",
-                va="bottom", fontsize="small")
-    ax.set_title("Probability of improvement (95% CIs)")
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(keys) + 1.4))
+    colors = PALETTE[: len(keys)]
+    for i, k in enumerate(keys):
+        lo, hi = ci[k]
+        ax.barh(i, max(hi - lo, 0.004), left=lo, height=0.6, color=colors[i], alpha=0.75)
+        ax.plot([est[k]] * 2, [i - 0.3, i + 0.3], color="k", lw=1.5)
+        ax.text(1.03, i, f"{est[k]:.2f} [{lo:.2f}, {hi:.2f}]", va="center", ha="left",
+                fontsize="medium", transform=ax.get_yaxis_transform())  # as the tick labels
+    x_names = [k.split("|")[0] for k in keys]
+    y_names = [k.split("|")[1] for k in keys]
+    ax.set_yticks(range(len(keys)), [f"P({x} > {y})" for x, y in zip(x_names, y_names,
+                                                                      strict=True)])
+    ax.axvline(0.5, color="k", ls="--", lw=0.8, alpha=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(keys) - 0.5, -0.5)  # first pair on top
+    ax.set_xlabel("Probability of improvement (bar: 95% CI, tick: point estimate)")
+    ax.grid(axis="x", alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title("Probability of improvement", pad=10)
     save_figure(fig, out_png)
     return fig
 
@@ -236,15 +271,163 @@ def sample_efficiency(curves: pd.DataFrame, methods: Sequence[str] | None = None
 def plot_sample_efficiency(curves: pd.DataFrame, out_png: str | Path,
                            methods: Sequence[str] | None = None,
                            reps: int = DEFAULT_PROFILE_REPS, seed: int = 0) -> plt.Figure:
-    """IQM human-normalised score against environment steps (periodic evaluations)."""
-    steps, pts, cis = sample_efficiency(curves, methods, reps, seed)
+    """IQM human-normalised score against environment steps (periodic evaluations).
+
+    Each method has its own line style and marker and its CI band is outlined in its colour,
+    so coinciding curves stay visible (the first method is drawn last, on top). Runs without
+    periodic evaluations (``eval_every`` >= steps) give a figure that says so.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    plot_utils.plot_sample_efficiency_curve(
-        steps / 1000.0, pts, cis, algorithms=list(pts), colors=method_colors(list(pts)), ax=ax,
-        xlabel="Environment steps (thousands)", ylabel="IQM human-normalised score",
-        labelsize="large", ticklabelsize="medium")
-    ax.legend([plt.Line2D([], [], color=c, lw=2) for c in method_colors(list(pts)).values()],
-              list(pts), loc="upper left", fontsize="small")
-    ax.set_title("Sample efficiency (IQM, 95% CIs)")
+    if curves.empty:
+        ax.text(0.5, 0.5, "No periodic evaluations in these runs\n(the evaluation interval "
+                "eval_every is not below the run length),\nso there is no learning curve.",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        ax.set_title("Sample efficiency")
+        save_figure(fig, out_png)
+        return fig
+    steps, pts, cis = sample_efficiency(curves, methods, reps, seed)
+    colors = method_colors(list(pts))
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v", "P"]
+    handles = {}
+    for i, m in reversed(list(enumerate(pts))):  # the first method last, on top
+        ax.fill_between(steps, cis[m][0], cis[m][1], facecolor=colors[m], alpha=0.12,
+                        edgecolor=colors[m], linestyle=styles[i % 4], linewidth=1.0)
+        # later methods: wider lines and larger hollow markers, so that a curve that coincides
+        # with an earlier one still shows around it
+        (handles[m],) = ax.plot(steps, pts[m], linestyle=styles[i % 4], marker=markers[i % 6],
+                                color=colors[m], lw=2 + 1.5 * i, ms=6 + 4 * i,
+                                mfc=colors[m] if i == 0 else "none", mew=2, label=m,
+                                zorder=3 + len(pts) - i)
+    ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
+    if len(steps) <= 8:
+        ax.set_xticks(steps)
+    ax.set_xlabel("Environment steps")
+    ax.set_ylabel("IQM human-normalised score")
+    ax.grid(alpha=0.3)
+    ax.legend([handles[m] for m in pts], list(pts), loc="best", fontsize="small")
+    n_games = curves["game"].nunique()
+    ax.set_title(f"Sample efficiency: IQM over {n_games} game(s), 95% CIs")
+    save_figure(fig, out_png)
+    return fig
+
+
+def _steps_label(x: float, _pos=None) -> str:
+    """Environment steps as 75, 1.5k, 100k, 1M."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    if abs(x) >= 1e3:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
+
+
+# ------------------------------------------------------------------ reproduction
+VERDICT_COLORS = {"reproduced": OKABE_ITO[2], "below": OKABE_ITO[5], "above": OKABE_ITO[0]}
+
+
+def plot_reproduction(per_game: pd.DataFrame, aggs: pd.DataFrame, out_png: str | Path,
+                      method: str = "drama") -> plt.Figure:
+    """Per game: our mean human-normalised score with its 95% CI (bar) against the published
+    value (diamond), the verdict at the right; second panel: the same for mean, median and IQM.
+
+    ``per_game``/``aggs``: ``reproduction.reproduction_per_game``/``reproduction_aggregates``.
+    """
+    n = len(per_game)
+    fig, (ax0, ax1) = plt.subplots(
+        2, 1, figsize=(8, 0.32 * n + 3.4), gridspec_kw={"height_ratios": [max(n, 3), 3]})
+    ours_c, pub_c = OKABE_ITO[0], OKABE_ITO[1]
+
+    def panel(ax, labels, mean, lo, hi, pub, verdicts, xlabel):
+        y = np.arange(len(labels))
+        has_ci = np.isfinite(lo)
+        ax.errorbar(mean[has_ci], y[has_ci], xerr=[mean[has_ci] - lo[has_ci],
+                                                   hi[has_ci] - mean[has_ci]],
+                    fmt="o", color=ours_c, ecolor=ours_c, elinewidth=3, capsize=3, ms=5,
+                    label=f"{method}: mean, 95% CI")
+        ax.plot(mean[~has_ci], y[~has_ci], "o", color=ours_c, mfc="white", ms=5)
+        ok = np.isfinite(pub)
+        ax.plot(pub[ok], y[ok], "D", color=pub_c, mec="k", mew=0.6, ms=7, label="published")
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(xlabel)
+        for i, v in enumerate(verdicts):
+            ax.text(1.01, i, v, transform=ax.get_yaxis_transform(), va="center",
+                    fontsize="small", color=VERDICT_COLORS.get(v, "0.4"))
+
+    panel(ax0, list(per_game["game"]), per_game["hns_mean"].to_numpy(float),
+          per_game["hns_ci_low"].to_numpy(float), per_game["hns_ci_high"].to_numpy(float),
+          per_game["hns_published"].to_numpy(float), list(per_game["verdict"]),
+          "Human-normalised score (0 = random, 1 = human)")
+    ax0.axvline(1, color="0.6", lw=0.8, ls="--")
+    ax0.legend(loc="lower right", fontsize="small")
+    runs = sorted(set(per_game["runs"]))
+    ax0.set_title(f"Reproduction of the published Drama results: {method}, "
+                  f"{'/'.join(map(str, runs))} runs per game", pad=10)
+    hns = aggs[aggs["metric"] != "superhuman_games"]
+    panel(ax1, [f"{lab} ({g} games)" for lab, g in zip(hns["label"], hns["games"],
+                                                       strict=True)],
+          hns["value"].to_numpy(float), hns["ci_low"].to_numpy(float),
+          hns["ci_high"].to_numpy(float), hns["published"].to_numpy(float),
+          list(hns["verdict"]), "Aggregate human-normalised score (stratified bootstrap)")
+    fig.tight_layout()
+    save_figure(fig, out_png)
+    return fig
+
+
+# ------------------------------------------------------------------ sequence scaling
+def _plain_log_axis(axis, values: np.ndarray) -> None:
+    """Log-scale axis labelled in plain numbers (20, 50, 100) instead of 2x10^1. Data spanning
+    less than two decades would show at most two decade labels, so the 2x and 5x minor ticks
+    (3x too within one decade) get labels as well."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    span = v.max() / v.min() if len(v) else np.inf
+    if span < 100:
+        axis.set_minor_locator(LogLocator(subs=(2, 3, 5) if span < 10 else (2, 5)))
+        axis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
+def plot_sequence_scaling(bench: pd.DataFrame, out_png: str | Path,
+                          source: str = "sequence benchmark") -> plt.Figure:
+    """benchmarks/sequence_speed.py's table -> fwd+bwd time and peak memory of one sequence
+    layer against the sequence length L (log-log), one line per kind (backend)."""
+    need = ["kind", "backend", "length", "ms_fwd_bwd", "peak_mem_mb", "status", "batch",
+            "d_model", "dtype", "device"]
+    missing = [c for c in need if c not in bench.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}")
+    ok = bench[bench["status"] == "ok"]
+    if ok.empty:
+        raise ValueError(f"{source}: no successful measurement (status column: "
+                         f"{sorted(set(bench['status']))})")
+    ok = ok.assign(label=ok["kind"] + " (" + ok["backend"] + ")")
+    labels = list(dict.fromkeys(ok["label"]))
+    colors = method_colors(labels)
+    first = ok.iloc[0]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, col, ylabel in [(axes[0], "ms_fwd_bwd", "fwd+bwd time (ms)"),
+                            (axes[1], "peak_mem_mb", "peak memory (MB)")]:
+        for label in labels:
+            sub = ok[ok["label"] == label].sort_values("length")
+            ax.plot(sub["length"], sub[col], "o-", color=colors[label], label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        lengths = sorted(set(ok["length"]))
+        ax.set_xticks(lengths, [str(int(v)) for v in lengths])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        _plain_log_axis(ax.yaxis, ok[col].to_numpy(float))
+        ax.set_xlabel("sequence length L")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"One sequence layer, B={first['batch']}, d={first['d_model']}, "
+                 f"{first['dtype']}, device {first['device']} (failed/OOM points omitted)")
+    fig.tight_layout()
     save_figure(fig, out_png)
     return fig

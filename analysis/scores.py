@@ -307,13 +307,17 @@ def score_matrix(df: pd.DataFrame, method: str, games: Sequence[str] | None = No
     return mat
 
 
-def load_curves(path: str | Path) -> pd.DataFrame:
+def load_curves(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
     """Read the workflow's ``curves.parquet`` (game, variant, seed, env_step, return: the mean
-    return of one periodic evaluation) -> columns method, game, run, env_step, score, hns."""
+    return of one periodic evaluation) -> columns method, game, run, env_step, score, hns.
+
+    No rows (runs without periodic evaluations: eval_every >= steps) is an error unless
+    ``allow_empty``, which returns the empty table.
+    """
     path = Path(path)
     df = _read_columns(path, ["game", "variant", "seed", "env_step", "return"], "curves")
-    if df.empty:
-        raise ValueError(f"{path}: no curve points")
+    if df.empty and not allow_empty:
+        raise ValueError(f"{path}: no curve points (no periodic evaluation in any run)")
     out = pd.DataFrame({"method": df["variant"].astype(str),
                         "game": [canonical_game(g) for g in df["game"]],
                         "run": df["seed"].astype(int), "env_step": df["env_step"].astype(int),

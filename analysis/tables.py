@@ -1,8 +1,15 @@
-"""Paper tables: per-game scores (Markdown, CSV, LaTeX), aggregate summary, compute cost."""
+"""Paper tables: per-game scores (Markdown, CSV, LaTeX, HTML), aggregate summary, compute cost,
+and the reproduction table (our runs against the published numbers, with verdicts).
+
+Every table also comes as a standalone HTML page (``write_html_table``) so that the Snakemake
+report shows it as a table.
+"""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -107,7 +114,8 @@ def _cells(frame: pd.DataFrame, variants: Sequence[str], latex: bool) -> list[li
 
 def write_per_game_table(df: pd.DataFrame, variants: Sequence[str], baselines: Sequence[str],
                          out_md: str | Path, out_csv: str | Path, out_tex: str | Path,
-                         games: Sequence[str] | None = None) -> pd.DataFrame:
+                         games: Sequence[str] | None = None,
+                         out_html: str | Path | None = None) -> pd.DataFrame:
     """Write the paper's per-game table as Markdown, CSV and LaTeX; return its numbers.
 
     Args:
@@ -118,6 +126,7 @@ def write_per_game_table(df: pd.DataFrame, variants: Sequence[str], baselines: S
             ``<method>_mean``/``<method>_std``); Markdown/LaTeX bold the best mean per game
             among baselines and variants and the best aggregate (lowest optimality gap).
         games: table rows (default: the variants' games; all 26 without variants).
+        out_html: optional standalone HTML page of the Markdown table (for the report).
     """
     frame = per_game_frame(df, variants, baselines, games)
     methods = list(dict.fromkeys(frame.columns.get_level_values(0)))
@@ -135,6 +144,10 @@ def write_per_game_table(df: pd.DataFrame, variants: Sequence[str], baselines: S
             f"shown; {DASH}: method lacks a game.")
     _mkparent(out_md)
     Path(out_md).write_text("\n".join(md) + f"\n\n{note}\n")
+    if out_html is not None:
+        write_html_table(out_html, "Per-game scores", header,
+                         _cells(frame, variants, latex=False), note=note,
+                         rules_after=[len(frame) - len(AGG_ROWS) - 1])
 
     tex_rows = _cells(frame, variants, latex=True)
     n_games = len(frame) - len(AGG_ROWS)
@@ -180,9 +193,15 @@ def aggregate_frame(agg: Mapping[str, Mapping]) -> pd.DataFrame:
 
 
 def write_aggregate_table(agg: Mapping[str, Mapping], out_md: str | Path | None = None,
-                          out_json: str | Path | None = None) -> str:
-    """Render aggregates (95% CIs) as a Markdown table; optionally write it and/or the JSON."""
+                          out_json: str | Path | None = None,
+                          out_html: str | Path | None = None, note: str = "") -> str:
+    """Render aggregates (95% CIs) as a Markdown table; optionally write it, the JSON and/or a
+    standalone HTML page (``note`` goes under the HTML table)."""
     frame = aggregate_frame(agg)
+    if out_html is not None:
+        write_html_table(out_html, "Aggregate human-normalised scores (95% CIs)",
+                         list(frame.columns), [[str(v) for v in r] for r in
+                                               frame.itertuples(index=False)], note=note)
     text = "\n".join([_md_row(frame.columns), _md_row(["---"] * len(frame.columns)),
                       *(_md_row(str(v) for v in r) for r in frame.itertuples(index=False))])
     if out_md is not None:
@@ -234,7 +253,7 @@ def cost_frame(run_infos: Sequence[Mapping] | pd.DataFrame) -> pd.DataFrame:
 
 
 def write_cost_table(run_infos: Sequence[Mapping] | pd.DataFrame, out_md: str | Path,
-                     out_csv: str | Path) -> pd.DataFrame:
+                     out_csv: str | Path, out_html: str | Path | None = None) -> pd.DataFrame:
     """Write the cost table (Markdown + CSV) from run_info dicts or a DataFrame of them."""
     frame = cost_frame(run_infos)
     _mkparent(out_csv)
@@ -247,7 +266,69 @@ def write_cost_table(run_infos: Sequence[Mapping] | pd.DataFrame, out_md: str | 
         lines.append(_md_row([r.variant, str(r.device), str(r.runs), str(r.games),
                               str(r.env_steps), wall, f"{r.gpu_h_per_run:.2f}",
                               f"{r.gpu_h_total:.2f}"]))
+    note = "GPU-hours: wall time x 1 GPU for runs whose device is not the CPU."
     _mkparent(out_md)
-    Path(out_md).write_text("\n".join(lines) + "\n\nGPU-hours: wall time x 1 GPU for runs "
-                            "whose device is not the CPU.\n")
+    Path(out_md).write_text("\n".join(lines) + f"\n\n{note}\n")
+    if out_html is not None:
+        rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+        write_html_table(out_html, "Compute cost", header, rows, note=note)
     return frame
+
+
+# ------------------------------------------------------------------ HTML
+_CSS = """
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 1.2em; color: #222; }
+h1 { font-size: 1.25em; margin: 0 0 .6em 0; }
+table { border-collapse: collapse; font-size: .9em; }
+th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; white-space: nowrap; }
+th { background: #f0f0f0; text-align: left; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.rule td { border-bottom: 2px solid #888; }
+td.v-reproduced { background: #d9f0d3; } td.v-below { background: #fddbc7; }
+td.v-above { background: #d1e5f0; } td.v-missing { color: #777; }
+td.wrap { white-space: normal; min-width: 16em; max-width: 30em; }
+p.note { font-size: .85em; color: #444; max-width: 60em; }
+"""
+_NUMERIC = re.compile(r"^[\s*−\-+]*[\d,.]+")
+
+
+def _html_cell(text: str, verdict_col: bool) -> str:
+    cls = []
+    if verdict_col:
+        cls.append("v-" + (text if text in ("reproduced", "below", "above") else "missing"))
+    elif _NUMERIC.match(text) or text == DASH:
+        cls.append("num")
+    elif len(text) > 40:
+        cls.append("wrap")
+    body = html.escape(text)
+    body = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", body)  # Markdown bold -> <b>
+    attr = f' class="{" ".join(cls)}"' if cls else ""
+    return f"<td{attr}>{body}</td>"
+
+
+def write_html_table(path: str | Path, title: str, header: Sequence[str],
+                     rows: Sequence[Sequence[str]], note: str = "",
+                     rules_after: Sequence[int] = (), verdict_column: str | None = None) -> Path:
+    """A standalone HTML page with one table (``**x**`` cells in bold), for the report.
+
+    ``rules_after``: row indices followed by a heavier rule; ``verdict_column``: the header of
+    a column whose cells are coloured by verdict.
+    """
+    vcol = list(header).index(verdict_column) if verdict_column in header else -1
+    lines = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>", "<table>", "<thead><tr>"
+             + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>"]
+    for i, r in enumerate(rows):
+        assert len(r) == len(header), (r, header)
+        cls = ' class="rule"' if i in rules_after else ""
+        lines.append(f"<tr{cls}>" + "".join(_html_cell(str(c), j == vcol)
+                                            for j, c in enumerate(r)) + "</tr>")
+    lines.append("</tbody></table>")
+    if note:
+        lines.append(f'<p class="note">{html.escape(note)}</p>')
+    lines.append("</body></html>")
+    path = Path(path)
+    _mkparent(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path

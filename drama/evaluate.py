@@ -72,6 +72,7 @@ class RecurrentActor:
         self.state = self.wm.init_state(batch)
         self.h = torch.zeros(batch, self.wm.cfg.d_model, device=self.device)
         self.steps = 0  # steps held by ``state`` (host counter: all rows step together)
+        self.last_feat: Tensor | None = None
         self.history: list[tuple[Tensor, Tensor]] = []  # last ACT_WINDOW (z, a), bounded only
 
     def state_dict(self) -> dict:
@@ -100,6 +101,7 @@ class RecurrentActor:
         z = self.wm.sample(self.wm.encode(frames))  # (B, S*K), posterior sample
         if policy:
             feat = torch.cat([z, self.h], dim=-1)  # (B, F)
+            self.last_feat = feat  # for drama.diagnose
             action = self.ac.act(feat, greedy=greedy)  # (B,)
         else:
             action = torch.as_tensor(random_actions, dtype=torch.long, device=self.device)

@@ -197,3 +197,118 @@ def test_slurm_profile_resolves_from_repo_root():
         return
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _job_counts(proc.stdout + proc.stderr)["train"] == 390
+
+
+# --- hygiene: rules, resources, environments, adapters -----------------------------------------
+
+RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+
+
+def test_rules_have_no_lambdas_and_no_interpreter_path():
+    """Named functions only (readable in --lint and the report), and no sys.executable in a rule:
+    a venv path in params or the shell command would mark every run changed when it moves."""
+    for path in RULE_FILES:
+        text = path.read_text()
+        assert "lambda" not in text, path
+        assert "sys.executable" not in text and "PYTHON" not in text, path
+
+
+def _dry_run_jobs(*args: str) -> dict[str, list[str]]:
+    """rule -> the 'resources:' lines of its jobs in a dry run."""
+    proc = snakemake("-n", "--forceall", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs: dict[str, list[str]] = {}
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+        elif line.strip().startswith("resources:") and rule:
+            jobs.setdefault(rule, []).append(line)
+    return jobs
+
+
+def test_resources_come_from_the_profiles_and_cpu_runs_request_no_gpu():
+    common = (ROOT / "workflow/rules/common.smk").read_text()
+    assert "mem_mb" not in common and "TRAIN_RESOURCES" not in common
+    for path in RULE_FILES:
+        assert "resources:" not in path.read_text() and "threads:" not in path.read_text(), path
+    paper = _dry_run_jobs()  # profiles/default: the paper preset on GPU machines
+    assert len(paper["train"]) == 390
+    assert all("gpu=1" in r and "mem_mb=32000" in r for r in paper["train"])
+    smoke = _dry_run_jobs("--configfile", "config/smoke.yaml", "--workflow-profile",
+                          "profiles/cpu")
+    assert len(smoke["train"]) == 8
+    assert not any("gpu" in r for rs in smoke.values() for r in rs), smoke["train"][:2]
+    cpu = yaml.safe_load((ROOT / "profiles/cpu/config.yaml").read_text())
+    default = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
+    assert cpu["set-threads"]["train"] == 1
+    # the behaviour settings of the two workflow profiles agree
+    for key in ("keep-going", "rerun-incomplete", "rerun-triggers"):
+        assert cpu[key] == default[key], key
+
+
+def test_run_info_is_declared_by_train_and_read_by_collect():
+    train = (ROOT / "workflow/rules/train.smk").read_text()
+    collect = (ROOT / "workflow/rules/collect.smk").read_text()
+    assert "seed{seed}/run_info.json" in train
+    assert "infos=run_info_files()" in collect
+    proc = snakemake("-n", "--forceall", "results/scores.parquet", "--configfile",
+                     "config/smoke.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    assert out.count("run_info.json") >= 8
+
+
+def test_analysis_rules_use_the_small_analysis_env():
+    """Collect and every analysis rule run in workflow/envs/analysis.yaml, which lists every
+    third-party module that analysis/ and the adapters import, and no torch."""
+    import ast
+
+    env = yaml.safe_load((ROOT / "workflow/envs/analysis.yaml").read_text())
+    listed = set()
+    for dep in env["dependencies"]:
+        for d in dep["pip"] if isinstance(dep, dict) else [dep]:
+            listed.add(re.split(r"[<>=!~ ]", d, maxsplit=1)[0].lower())
+    assert "torch" not in listed and "pytorch" not in listed
+    imported = set()
+    for path in [*(ROOT / "analysis").glob("*.py"), *(ROOT / "workflow/scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    local = {"analysis", "analysis_path", "snakemake"}
+    third_party = {m for m in imported - local if m not in sys.stdlib_module_names}
+    assert third_party <= listed, third_party - listed
+    text = "".join(p.read_text() for p in RULE_FILES)
+    for rule in ["collect", "reproduction", "per_game_table", "aggregates",
+                 "performance_profiles", "probability_of_improvement", "ablation",
+                 "sample_efficiency", "cost_table", "sequence_scaling"]:
+        block = re.search(rf"^rule {rule}:\n(.*?)(?=^rule |\Z)", text, re.S | re.M).group(1)
+        assert '"../envs/analysis.yaml"' in block, rule
+
+
+def test_adapters_are_thin():
+    """workflow/scripts/ holds adapters: no function or class of their own, at most ~40 lines;
+    the logic lives in analysis/ (tested there)."""
+    for path in (ROOT / "workflow/scripts").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^(def|class) ", text, re.M), path
+        assert len(text.splitlines()) <= 40, (path, len(text.splitlines()))
+
+
+def test_documented_commands_work():
+    """The Snakefile header's commands (as dry runs): targets before --configfile."""
+    header = [ln for ln in (ROOT / "Snakefile").read_text().splitlines() if ln.startswith("#")]
+    cmds = [ln.split(":", 1)[1].strip() for ln in header if re.match(r"#\s+[\w ()]+:\s+snake", ln)]
+    cmds = [c for c in cmds if "--profile slurm" not in c]  # SLURM: test_slurm_profile_...
+    assert len(cmds) == 3, header
+    for cmd in cmds:
+        proc = snakemake(*cmd.split()[1:], "-n", "--quiet", "rules")
+        assert proc.returncode == 0, (cmd, proc.stderr[-2000:])
+
+
+def test_runs_dir_of_the_one_run_example_is_ignored():
+    proc = subprocess.run(["git", "check-ignore", "-q", "runs/pong-0/eval.parquet"], cwd=ROOT)
+    assert proc.returncode == 0

@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workflow_copy import copy_workflow
+from workflow_copy import copy_workflow, workflow_env
 
-SMOKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml"]
-FIGURES = ["aggregates", "performance_profiles", "probability_of_improvement", "ablation_dfs",
-           "sample_efficiency", "sequence_scaling"]
+SMOKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml",
+         "--workflow-profile", "profiles/cpu"]
+FIGURES = ["reproduction", "aggregates", "performance_profiles", "probability_of_improvement",
+           "ablation_dfs", "sample_efficiency", "sequence_scaling"]
 
 
 def trainer_pids(wd: Path, run_dir: str) -> list[int]:
@@ -64,7 +65,8 @@ def kill_first_checkpointed_run(wd: Path, proc: subprocess.Popen, timeout: float
 def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     wd = copy_workflow(tmp_path / "wf")
     first_log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(SMOKE, cwd=wd, stdout=first_log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(SMOKE, cwd=wd, env=workflow_env(),
+                            stdout=first_log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         killed = kill_first_checkpointed_run(wd, proc, timeout=300)
@@ -83,7 +85,8 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     assert not (wd / "results/scores.parquet").exists()
 
     # Rerunning the same command resumes the killed run and completes the pipeline.
-    second = subprocess.run(SMOKE, cwd=wd, capture_output=True, text=True, timeout=600)
+    second = subprocess.run(SMOKE, cwd=wd, env=workflow_env(),
+                            capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     log = wd / "results/logs" / killed.relative_to(wd / "results") / "train.log"
     assert "resumed from" in log.read_text(), log.read_text()[-2000:]
@@ -105,7 +108,8 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     for name in ["Pong", "MsPacman", "IRIS", "DIAMOND", "drama", "uniform", "IQM"]:
         assert name in per_game, name
     for name in ["per_game.csv", "per_game.tex", "aggregates.md", "aggregates.json",
-                 "costs.md", "costs.csv"]:
+                 "costs.md", "costs.csv", "reproduction.md", "reproduction.csv", "per_game.html",
+                 "aggregates.html", "costs.html", "reproduction.html"]:
         assert (wd / "results/tables" / name).stat().st_size > 0, name
     for stem in FIGURES:
         assert (wd / f"results/figures/{stem}.png").stat().st_size > 10_000, stem
@@ -114,12 +118,17 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
         assert "slurm_job_id=none" in train_log.read_text()  # ran locally, not under SLURM
 
     # Nothing left to do; then the report with the figures and their captions.
-    again = subprocess.run([*SMOKE, "-n"], cwd=wd, capture_output=True, text=True, timeout=120)
+    again = subprocess.run([*SMOKE, "-n"], cwd=wd, env=workflow_env(),
+                           capture_output=True, text=True, timeout=120)
     assert "Nothing to be done" in again.stdout + again.stderr
-    report = subprocess.run([*SMOKE, "--report", "results/report.html"], cwd=wd,
+    report = subprocess.run([*SMOKE, "--report", "results/report.html"], cwd=wd, env=workflow_env(),
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (wd / "results/report.html").read_text(errors="replace")
     for stem in FIGURES:
         assert f"{stem}.png" in html, stem
     assert "stratified-bootstrap" in html  # a caption made it in
+    # 160 steps: the drama variant is below the published Drama means wherever there is one
+    repro = pd.read_csv(wd / "results/tables/reproduction.csv").set_index("name")
+    assert repro.loc["MsPacman", "verdict"] == "below"
+    assert repro.loc["Pong", "verdict"] == "no published value"  # Drama's Pong cell is missing

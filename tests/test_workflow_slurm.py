@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workflow_copy import ROOT, copy_workflow
+from workflow_copy import ROOT, copy_workflow, workflow_env
 
 SLURM_BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
 
@@ -47,16 +47,20 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
                             timeout=300)
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         wd = copy_workflow(tmp_path / "wf")
-        # The literal user command plus test-only overrides: the partition (the one place the
-        # profile leaves to the user, here the local cluster's), fast status polling, no
-        # retries, and a shorter run (120 steps: 20 updates) to fit CI's budget.
+        # The literal user command (the smoke grid is a CPU grid: profiles/cpu) plus test-only
+        # overrides: the partition (the one place the profile leaves to the user, here the
+        # local cluster's), fast status polling, no retries, a shorter run (120 steps: 20
+        # updates) to fit CI's budget, and one (fake) GPU per training job, so that the GPU
+        # request of the paper preset's jobs (profiles/default) is exercised through sbatch.
         cmd = ["timeout", "-s", "INT", "480", sys.executable, "-m", "snakemake",
                "--profile", "slurm", "--configfile", "config/smoke.yaml",
+               "--workflow-profile", "profiles/cpu", "--set-resources", "train:gpu=1",
                "--config", "steps=120",
                "--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30",
                "--seconds-between-status-checks", "2",
                "--slurm-init-seconds-before-status-checks", "2", "--retries", "0"]
-        run = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=540)
+        run = subprocess.run(cmd, cwd=wd, env=workflow_env(),
+                             capture_output=True, text=True, timeout=540)
         out = run.stdout + run.stderr
         assert run.returncode == 0, out[-5000:]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a run of the workflow reads from the repository; drama/ and analysis/ are imported from
 # the installed (editable) package.
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "environment.yml",
+                  "drama/presets.yaml",
                   "benchmarks/sequence_speed.py"]
 
 
@@ -23,3 +26,10 @@ def copy_workflow(dest: Path) -> Path:
             shutil.copy2(src, dst)
     (dest / "slurm").symlink_to("profiles/slurm")
     return dest
+
+
+def workflow_env() -> dict[str, str]:
+    """The environment for a Snakemake subprocess: this interpreter's bin/ first on PATH, since
+    the rules call `python` from PATH (as under `make smoke`/`make test`)."""
+    bindir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -1,9 +1,12 @@
-# Paper outputs from the collected runs: tables (results/tables/) and figures
-# (results/figures/, PNG + PDF). Each script is a short adapter over the analysis library.
+# Paper outputs from the collected runs: tables (results/tables/: Markdown, CSV, LaTeX and an
+# HTML page for the report) and figures (results/figures/, PNG + PDF). Each script is a short
+# adapter over the analysis library; all run in the small analysis conda env (no torch).
+# Report categories are numbered so that the report lists them in reading order.
 # Local rules: run by the submitting Snakemake process even with --profile slurm (see collect.smk).
 
 
 localrules:
+    reproduction,
     per_game_table,
     aggregates,
     performance_profiles,
@@ -14,6 +17,40 @@ localrules:
     sequence_scaling,
 
 
+rule reproduction:
+    input:
+        scores="results/scores.parquet",
+    output:
+        md="results/tables/reproduction.md",
+        csv="results/tables/reproduction.csv",
+        tex="results/tables/reproduction.tex",
+        rst="results/tables/reproduction.rst",
+        html=report(
+            "results/tables/reproduction.html",
+            caption="../report/reproduction_table.rst",
+            category="1. Reproduction",
+        ),
+        png=report(
+            "results/figures/reproduction.png",
+            caption="../report/reproduction.rst",
+            category="1. Reproduction",
+        ),
+        pdf="results/figures/reproduction.pdf",
+    log:
+        "results/logs/tables/reproduction.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        method=REPRODUCE,
+        games=GAMES,
+        runs=len(SEEDS),
+        steps=run_steps(),
+        reps=config["bootstrap"]["reps"],
+        seed=config["bootstrap"]["seed"],
+    script:
+        "../scripts/reproduction.py"
+
+
 rule per_game_table:
     input:
         scores="results/scores.parquet",
@@ -21,16 +58,21 @@ rule per_game_table:
         md="results/tables/per_game.md",
         csv="results/tables/per_game.csv",
         tex="results/tables/per_game.tex",
+        html=report(
+            "results/tables/per_game.html",
+            caption="../report/per_game.rst",
+            category="3. Per game",
+        ),
     log:
         "results/logs/tables/per_game.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     params:
         baselines=config["baselines"],
         variants=VARIANTS,
         games=GAMES,
-        reps=config["bootstrap"]["reps"],
-        seed=config["bootstrap"]["seed"],
+        runs=len(SEEDS),
+        steps=run_steps(),
     script:
         "../scripts/per_game_table.py"
 
@@ -41,20 +83,27 @@ rule aggregates:
     output:
         md="results/tables/aggregates.md",
         json="results/tables/aggregates.json",
+        html=report(
+            "results/tables/aggregates.html",
+            caption="../report/aggregates.rst",
+            category="2. Aggregates",
+        ),
         png=report(
             "results/figures/aggregates.png",
             caption="../report/aggregates.rst",
-            category="Aggregates",
+            category="2. Aggregates",
         ),
         pdf="results/figures/aggregates.pdf",
     log:
         "results/logs/figures/aggregates.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     params:
         baselines=config["baselines"],
         variants=VARIANTS,
         games=GAMES,
+        runs=len(SEEDS),
+        steps=run_steps(),
         reps=config["bootstrap"]["reps"],
         seed=config["bootstrap"]["seed"],
     script:
@@ -68,17 +117,18 @@ rule performance_profiles:
         png=report(
             "results/figures/performance_profiles.png",
             caption="../report/performance_profiles.rst",
-            category="Aggregates",
+            category="2. Aggregates",
         ),
         pdf="results/figures/performance_profiles.pdf",
     log:
         "results/logs/figures/performance_profiles.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     params:
         baselines=config["baselines"],
         variants=VARIANTS,
         games=GAMES,
+        runs=len(SEEDS),
         reps=config["bootstrap"]["poi_reps"],
         seed=config["bootstrap"]["seed"],
     script:
@@ -92,17 +142,18 @@ rule probability_of_improvement:
         png=report(
             "results/figures/probability_of_improvement.png",
             caption="../report/probability_of_improvement.rst",
-            category="Aggregates",
+            category="2. Aggregates",
         ),
         pdf="results/figures/probability_of_improvement.pdf",
     log:
         "results/logs/figures/probability_of_improvement.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     params:
         baselines=config["baselines"],
         variants=VARIANTS,
         games=GAMES,
+        runs=len(SEEDS),
         reps=config["bootstrap"]["poi_reps"],
         seed=config["bootstrap"]["seed"],
     script:
@@ -116,7 +167,7 @@ rule ablation:
         png=report(
             "results/figures/{ablation}.png",
             caption="../report/ablation.rst",
-            category="Ablations",
+            category="4. Ablations",
         ),
         pdf="results/figures/{ablation}.pdf",
     log:
@@ -124,10 +175,12 @@ rule ablation:
     wildcard_constraints:
         ablation="|".join(a[0] for a in ABLATIONS),
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     params:
-        pair=lambda wc: ablation_pair(wc.ablation)[:2],
-        title=lambda wc: ablation_pair(wc.ablation)[2],
+        pair=ablation_variants,
+        title=ablation_title,
+        runs=len(SEEDS),
+        games=len(GAMES),
         reps=config["bootstrap"]["reps"],
         seed=config["bootstrap"]["seed"],
     script:
@@ -141,15 +194,18 @@ rule sample_efficiency:
         png=report(
             "results/figures/sample_efficiency.png",
             caption="../report/sample_efficiency.rst",
-            category="Learning curves",
+            category="5. Learning curves",
         ),
         pdf="results/figures/sample_efficiency.pdf",
     log:
         "results/logs/figures/sample_efficiency.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
+        runs=len(SEEDS),
+        steps=run_steps(),
+        eval_every=run_eval_every(),
         reps=config["bootstrap"]["poi_reps"],
         seed=config["bootstrap"]["seed"],
     script:
@@ -162,9 +218,17 @@ rule cost_table:
     output:
         md="results/tables/costs.md",
         csv="results/tables/costs.csv",
+        html=report(
+            "results/tables/costs.html",
+            caption="../report/costs.rst",
+            category="6. Cost",
+        ),
     log:
         "results/logs/tables/costs.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
+    params:
+        runs=len(SEEDS),
+        steps=run_steps(),
     script:
         "../scripts/cost_table.py"

@@ -11,12 +11,13 @@ localrules:
 rule collect:
     input:
         evals=run_eval_files(),
+        infos=run_info_files(),
     output:
         scores="results/scores.parquet",
         curves="results/curves.parquet",
     log:
         "results/logs/collect.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
     script:
         "../scripts/collect_runs.py"

@@ -1,6 +1,5 @@
-# Helpers shared by the rules: the run grid, trainer arguments, resources and targets.
-import sys
-
+# Helpers shared by the rules: the run grid, trainer arguments and targets. Threads, memory,
+# runtime and GPUs are in the profiles (profiles/default: GPU machines, profiles/cpu: CPU runs).
 import yaml
 
 # The schema's enums are the single list of allowed games / variants / baselines; the wildcard
@@ -13,25 +12,14 @@ ALL_VARIANTS = SCHEMA["properties"]["variants"]["items"]["enum"]
 GAMES = config["games"]
 SEEDS = config["seeds"]
 VARIANTS = config["variants"]
-# The interpreter running Snakemake also runs the trainer (same venv locally and in SLURM jobs).
-PYTHON = sys.executable
+# The variant compared with the published Drama results (Mamba-2 world model + DFS).
+REPRODUCE = "drama"
 
 
 wildcard_constraints:
     game="|".join(ALL_GAMES),
     variant="|".join(ALL_VARIANTS),
     seed=r"\d+",
-
-
-# Per-run resource needs by preset. Profiles may override them (set-resources / set-threads);
-# partition and account belong to the SLURM profile only.
-#   atari100k: one GPU; the official code needs ~16 h per run on an A100, so 24 h plus
-#   retries (each retry resumes from the run's checkpoint) covers slower cards.
-#   debug: CPU-sized, one thread so that two runs share a 2-core machine.
-TRAIN_RESOURCES = {
-    "atari100k": {"threads": 4, "mem_mb": 32000, "runtime": 1440, "gpu": 1},
-    "debug": {"threads": 1, "mem_mb": 4000, "runtime": 30, "gpu": 1},
-}[config["preset"]]
 
 
 def run_dir(game, variant, seed):
@@ -46,6 +34,36 @@ def run_eval_files():
         variant=VARIANTS,
         seed=SEEDS,
     )
+
+
+def run_info_files():
+    """The run_info.json of every run of the grid (the train rule writes it with eval.parquet)."""
+    return expand(
+        "results/runs/{game}/{variant}/seed{seed}/run_info.json",
+        game=GAMES,
+        variant=VARIANTS,
+        seed=SEEDS,
+    )
+
+
+def _preset_train(key, config_key):
+    """A train.* setting of the runs: the config's, else the preset's (drama/presets.yaml)."""
+    if config[config_key] is not None:
+        return config[config_key]
+    with open(workflow.source_path("../../drama/presets.yaml")) as f:
+        presets = yaml.safe_load(f)
+    train = presets["presets"][config["preset"]].get("train", {})
+    return train.get(key, presets["defaults"]["train"][key])
+
+
+def run_steps():
+    """Environment steps per run (for captions and tables)."""
+    return int(_preset_train("steps", "steps"))
+
+
+def run_eval_every():
+    """Environment steps between periodic evaluations (for captions)."""
+    return int(_preset_train("eval_every", "eval_every"))
 
 
 def trainer_args():
@@ -78,7 +96,8 @@ ABLATIONS = [
 
 
 def figure_stems():
-    stems = [
+    stems = ["reproduction"] if REPRODUCE in VARIANTS else []
+    stems += [
         "aggregates",
         "performance_profiles",
         "sample_efficiency",
@@ -95,13 +114,19 @@ def all_targets():
     targets = [
         "results/scores.parquet",
         "results/curves.parquet",
-        *expand("results/tables/per_game.{ext}", ext=["md", "csv", "tex"]),
-        *expand("results/tables/aggregates.{ext}", ext=["md", "json"]),
-        *expand("results/tables/costs.{ext}", ext=["md", "csv"]),
+        *expand("results/tables/per_game.{ext}", ext=["md", "csv", "tex", "html"]),
+        *expand("results/tables/aggregates.{ext}", ext=["md", "json", "html"]),
+        *expand("results/tables/costs.{ext}", ext=["md", "csv", "html"]),
     ]
+    if REPRODUCE in VARIANTS:
+        targets += expand(
+            "results/tables/reproduction.{ext}", ext=["md", "csv", "tex", "html"]
+        )
     targets += expand(
         "results/figures/{stem}.{ext}", stem=figure_stems(), ext=["png", "pdf"]
     )
+    if config["sequence_benchmark"]["enabled"]:
+        targets.append("results/tables/sequence_speed.html")
     return targets
 
 
@@ -111,6 +136,15 @@ def ablation_pair(name):
         if stem == name:
             return [variant, reference, title]
     raise ValueError(f"unknown ablation {name!r}")
+
+
+def ablation_variants(wildcards):
+    """[variant, reference] of the ablation figure being made (ablation rule parameter)."""
+    return ablation_pair(wildcards.ablation)[:2]
+
+
+def ablation_title(wildcards):
+    return ablation_pair(wildcards.ablation)[2]
 
 
 def sequence_benchmark_args():

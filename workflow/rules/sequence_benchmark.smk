@@ -1,6 +1,7 @@
 # The sequence-length scaling figure from the sequence-model benchmark (benchmarks/sequence_speed.py).
 
 
+# Threads and resources (one GPU on GPU machines) come from the profiles.
 rule sequence_benchmark:
     input:
         script="benchmarks/sequence_speed.py",
@@ -10,16 +11,10 @@ rule sequence_benchmark:
         "results/logs/benchmarks/sequence_speed.log",
     conda:
         "../../environment.yml"
-    threads: TRAIN_RESOURCES["threads"]
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
     params:
         args=sequence_benchmark_args(),
-        python=PYTHON,
     shell:
-        "OMP_NUM_THREADS={threads} {params.python} {input.script} {params.args} --csv {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python {input.script} {params.args} --csv {output} > {log} 2>&1"
 
 
 rule sequence_scaling:
@@ -29,12 +24,19 @@ rule sequence_scaling:
         png=report(
             "results/figures/sequence_scaling.png",
             caption="../report/sequence_scaling.rst",
-            category="Sequence models",
+            category="7. Sequence scaling",
         ),
         pdf="results/figures/sequence_scaling.pdf",
+        html=report(
+            "results/tables/sequence_speed.html",
+            caption="../report/sequence_scaling.rst",
+            category="7. Sequence scaling",
+        ),
     log:
         "results/logs/figures/sequence_scaling.log",
     conda:
-        "../../environment.yml"
+        "../envs/analysis.yaml"
+    params:
+        lengths=config["sequence_benchmark"]["lengths"],
     script:
         "../scripts/sequence_scaling.py"

@@ -3,6 +3,7 @@ the aggregate differences and P(variant > reference)), e.g. DFS vs uniform sampl
 
 import sys
 
+import analysis_path  # noqa: F401 (sys.path: this checkout's analysis/)
 from analysis.figures import plot_ablation
 from analysis.scores import load_scores
 

@@ -2,6 +2,7 @@
 
 import sys
 
+import analysis_path  # noqa: F401 (sys.path: this checkout's analysis/)
 from analysis.scores import load_all, published_path
 from analysis.tables import write_per_game_table
 
@@ -17,4 +18,5 @@ write_per_game_table(
     out_csv=sm.output.csv,
     out_tex=sm.output.tex,
     games=sm.params.games,
+    out_html=sm.output.html,
 )

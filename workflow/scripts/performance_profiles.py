@@ -2,6 +2,7 @@
 
 import sys
 
+import analysis_path  # noqa: F401 (sys.path: this checkout's analysis/)
 from analysis.figures import plot_performance_profiles
 from analysis.scores import load_all, published_path
 

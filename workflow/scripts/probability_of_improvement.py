@@ -3,6 +3,7 @@ every published baseline, on the grid's games."""
 
 import sys
 
+import analysis_path  # noqa: F401 (sys.path: this checkout's analysis/)
 from analysis.figures import plot_probability_of_improvement
 from analysis.scores import load_all, published_path
 
