@@ -64,6 +64,13 @@ class TrainConfig:
     torch_threads: int = 0
     """torch.set_num_threads for this run (0: torch's default, one per core). Use 1 when
     several runs share the cores: oversubscribed threads slow small models down ~10x."""
+    compile: str = "auto"
+    """torch.compile the world-model and actor-critic updates (drama/compile.py): auto (on for
+    CUDA, off on the CPU), on or off. Recorded in run_info.json."""
+
+    def __post_init__(self) -> None:
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"train.compile must be auto, on or off, got {self.compile!r}")
 
 
 @dataclass
