@@ -1,24 +1,116 @@
 """Env steps/s of the full Drama training loop (act + store + one world-model update + one
-actor-critic update per env step) at a preset, on a real Atari game.
+actor-critic update per env step) at a preset, on a real Atari game, with a per-part breakdown.
 
-    python benchmarks/train_loop.py --preset atari100k --device cpu --game Pong --measure 3
+    python benchmarks/train_loop.py --preset debug --game Boxing --measure 20
+    python benchmarks/train_loop.py --preset debug --game Boxing --measure 20 --baseline 08726a6
+    python benchmarks/train_loop.py --preset atari100k --device cuda --set train.compile=on
 
 Fills the replay with the preset's random warm-up (1,032 steps at the paper preset; not timed),
-runs ``--warm`` training steps (not timed), then times ``--measure`` training steps and prints
-env steps/s. Anchors: the official code ~1.7 steps/s on an A100 (~16 h per 100k run).
+runs ``--warm`` training steps (not timed; with compile on they include the compilation, whose
+time is reported as ``warm_s``), then times ``--measure`` training steps and prints one JSON
+line: env steps/s and the mean milliseconds per env step of each part: ``wm_update`` (world-
+model update), ``imagination`` (the 1,024 x 16 rollout incl. encoding its context frames),
+``ac_update`` (actor-critic loss + step), ``acting`` (the policy's action) and ``env`` (the
+emulator step); ``other`` is the rest (replay sampling and storage, bookkeeping). On CUDA each
+part synchronises the device when it ends so that its time is its own (slightly slower overall
+than an unsynchronised loop).
+
+``--baseline REF`` also runs this same benchmark on the code of git commit REF (a ``git
+worktree`` in /tmp), alternating baseline and current runs ``--repeats`` times in this one
+invocation so that both see the same machine load, and prints the speed-up of the medians, in
+wall time and in process CPU time per step (``cpu_s_per_step``: with one torch thread, the
+steadier measure on a shared machine).
+Anchor: the official code runs ~5.6 env steps/s on an H100 (docs/gpu.md in ../shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parent.parent
+PARTS = ("wm_update", "imagination", "ac_update", "acting", "env")
 
-from drama.config import resolve_config
-from drama.train import Trainer
+
+def _timed(fn, key, acc, sync):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        sync()
+        acc[key] += time.perf_counter() - t
+        return out
+    return wrapper
+
+
+def measure(args) -> dict:
+    import torch
+
+    import drama.train as train_mod
+    from drama.config import resolve_config
+
+    cfg = resolve_config(args.game, 0, args.variant, args.preset, args.set, device=args.device)
+    with tempfile.TemporaryDirectory() as out:
+        tr = train_mod.Trainer(cfg, out)
+        sync = torch.cuda.synchronize if tr.device.type == "cuda" else (lambda: None)
+        acc = dict.fromkeys(PARTS, 0.0)
+        tr.wm.update = _timed(tr.wm.update, "wm_update", acc, sync)
+        tr.ac.update = _timed(tr.ac.update, "ac_update", acc, sync)
+        train_mod.imagine = _timed(train_mod.imagine, "imagination", acc, sync)
+        tr.actor.act = _timed(tr.actor.act, "acting", acc, sync)
+        tr.env.step = _timed(tr.env.step, "env", acc, sync)
+        tr._t0 = time.time()
+        tr._reset_env()
+        t = time.time()
+        while len(tr.replay) <= cfg.replay.warmup:
+            tr.advance()
+        fill_s = time.time() - t
+        t = time.time()
+        for _ in range(args.warm):
+            tr.advance()
+        sync()
+        warm_s = time.time() - t
+        for k in acc:
+            acc[k] = 0.0
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(args.measure):
+            tr.advance()
+        sync()
+        dt, cpu = time.perf_counter() - t, time.process_time() - c
+    ms = {k: round(1e3 * v / args.measure, 2) for k, v in acc.items()}
+    ms["other"] = round(1e3 * dt / args.measure - sum(ms.values()), 2)
+    return {"game": args.game, "variant": args.variant, "preset": args.preset,
+            "device": str(tr.device), "threads": torch.get_num_threads(),
+            "compile": getattr(tr, "compile_info", {"setting": "n/a (baseline code)"}),
+            "warmup_fill_s": round(fill_s, 1), "warm_steps": args.warm, "warm_s": round(warm_s, 1),
+            "measured_steps": args.measure, "s_per_step": round(dt / args.measure, 4),
+            "env_steps_per_s": round(args.measure / dt, 3),
+            "cpu_s_per_step": round(cpu / args.measure, 4), "ms_per_step": ms}
+
+
+def _baseline_tree(ref: str) -> Path:
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    path = Path(tempfile.gettempdir()) / f"drama_baseline_{sha}"
+    if not (path / "drama").exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), sha],
+                       check=True, capture_output=True)
+    return path
+
+
+def _child(tree: Path, argv: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    res = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *argv],
+                         env=env, capture_output=True, text=True, cwd=str(tree))
+    if res.returncode != 0:
+        raise RuntimeError(f"benchmark in {tree} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -30,31 +122,38 @@ def main() -> None:
     p.add_argument("--warm", type=int, default=1)
     p.add_argument("--measure", type=int, default=3)
     p.add_argument("--set", action="append", default=[])
-    args = p.parse_args()
-    cfg = resolve_config(args.game, 0, args.variant, args.preset, args.set, device=args.device)
-    with tempfile.TemporaryDirectory() as out:
-        tr = Trainer(cfg, out)
-        tr._t0 = time.time()
-        tr._reset_env()
-        t = time.time()
-        while len(tr.replay) <= cfg.replay.warmup:
-            tr.advance()
-        fill_s = time.time() - t
-        for _ in range(args.warm):
-            tr.advance()
-        if tr.device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.time()
-        for _ in range(args.measure):
-            tr.advance()
-        if tr.device.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.time() - t
-    print(json.dumps({"game": args.game, "variant": args.variant, "preset": args.preset,
-                      "device": str(tr.device), "threads": torch.get_num_threads(),
-                      "warmup_fill_s": round(fill_s, 1), "measured_steps": args.measure,
-                      "s_per_step": round(dt / args.measure, 3),
-                      "env_steps_per_s": round(args.measure / dt, 4)}))
+    p.add_argument("--baseline", default=None, metavar="REF",
+                   help="also run the code of git commit REF, alternating, and compare")
+    p.add_argument("--baseline-set", action="append", default=[],
+                   help="--set values for the baseline run only (default: none)")
+    p.add_argument("--repeats", type=int, default=2, help="alternations with --baseline")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args, _ = p.parse_known_args()
+    if args.child or args.baseline is None:
+        print(json.dumps(measure(args)), flush=True)
+        return
+    common = ["--game", args.game, "--variant", args.variant, "--preset", args.preset,
+              "--device", args.device, "--warm", str(args.warm), "--measure", str(args.measure)]
+    mine = common + [a for s in args.set for a in ("--set", s)]
+    base = common + [a for s in args.baseline_set for a in ("--set", s)]
+    tree = _baseline_tree(args.baseline)
+    runs: dict[str, list[dict]] = {"baseline": [], "current": []}
+    for _ in range(args.repeats):
+        runs["baseline"].append(_child(tree, base))
+        print(json.dumps({"baseline": args.baseline, **runs["baseline"][-1]}), flush=True)
+        runs["current"].append(_child(ROOT, mine))
+        print(json.dumps({"current": "working tree", **runs["current"][-1]}), flush=True)
+    med = {k: statistics.median(r["env_steps_per_s"] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r["cpu_s_per_step"] for r in v) for k, v in runs.items()}
+    print(json.dumps({"summary": f"{args.preset} {args.game} {args.device}",
+                      "baseline_ref": args.baseline, "repeats": args.repeats,
+                      "baseline_env_steps_per_s": med["baseline"],
+                      "current_env_steps_per_s": med["current"],
+                      "speedup": round(med["current"] / med["baseline"], 2),
+                      "baseline_cpu_s_per_step": cpu["baseline"],
+                      "current_cpu_s_per_step": cpu["current"],
+                      "speedup_cpu_time": round(cpu["baseline"] / cpu["current"], 2)}),
+          flush=True)
 
 
 if __name__ == "__main__":

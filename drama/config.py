@@ -74,6 +74,9 @@ class TrainConfig:
     False: once eval.parquet is written the checkpoint is rewritten without the replay (the
     replay is most of its size: ~1.2 GB of frames at the paper preset); weights, optimisers,
     counters and RNG states stay, so the run can still be evaluated or analysed."""
+    compile: str
+    """torch.compile the world-model and actor-critic updates (drama/compile.py): auto (on for
+    CUDA, off on the CPU), on or off. Recorded in run_info.json."""
 
     def __post_init__(self) -> None:
         check_settings(self, "train")

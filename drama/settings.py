@@ -136,7 +136,7 @@ RULES: dict[str, dict[str, Any]] = {
         "train_every": _positive, "eval_every": _nonneg, "eval_episodes": _positive,
         "final_eval_episodes": _positive, "eval_batch": _positive,
         "checkpoint_every": _positive, "log_every": _positive, "torch_threads": _nonneg,
-        "nonfinite_patience": _positive,
+        "nonfinite_patience": _positive, "compile": _enum("auto", "on", "off"),
     },
 }
 """Allowed values per section and key (types come from the annotations). Cross-field checks

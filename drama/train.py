@@ -53,6 +53,7 @@ from drama.agent import ActorCritic
 from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state,
                               save_checkpoint, seed_everything, set_rng_state,
                               use_deterministic_algorithms)
+from drama.compile import install_compiled_updates
 from drama.config import RunConfig, config_diff, resolve_config
 from drama.evaluate import derive_seed, evaluate, frame_digest, make_actor
 from drama.imagination import imagine
@@ -213,6 +214,8 @@ class Trainer:
         self.wm = WorldModel(wcfg, self.num_actions, device=self.device).to(self.device)
         feat_dim = wcfg.stoch * wcfg.classes + wcfg.d_model
         self.ac = ActorCritic(cfg.actor_critic, feat_dim, self.num_actions).to(self.device)
+        self.compile_info = install_compiled_updates(self.wm, self.ac, cfg.train.compile,
+                                                     self.device)  # train.compile
         self.replay = ReplayBuffer(cfg.replay, device=self.device,
                                    seed=derive_seed(cfg.seed, _REPLAY))
         self.actor = make_actor(self.wm, self.ac, 1, self.device)
@@ -539,7 +542,7 @@ class Trainer:
             "wall_time_s": wall, "sequence_kind": self.cfg.world_model.sequence_kind,
             "sequence_backend": backend,
             "sequence_backend_reason": getattr(self.wm.sequence, "backend_reason", None),
-            "protocol": getattr(self.env, "protocol", None),
+            "protocol": getattr(self.env, "protocol", None), "compile": self.compile_info,
             "num_actions": self.num_actions, "parameter_counts": params, "score": score,
             "score_definition": "mean return of the final evaluation episodes",
             **environment_info(self.device),

@@ -34,9 +34,13 @@ rule train:
     params:
         out=subpath(output[0], parent=True),
         args=trainer_args(),
+        # workstation: at most runs_per_gpu runs per GPU, each pinned to one GPU
+        # (scripts/gpu_pin.sh; a no-op under SLURM and without GPUs)
+        pin=f"{workflow.basedir}/scripts/gpu_pin.sh {config.get('runs_per_gpu', 1)}"
+        f" .snakemake/gpu_slots --",
     shell:
         # SLURM_JOB_ID (empty outside SLURM) goes into the log: provenance of where it ran.
         "(echo slurm_job_id=${{SLURM_JOB_ID:-none}} host=$(hostname);"
-        " OMP_NUM_THREADS={threads} python -m drama.train"
+        " OMP_NUM_THREADS={threads} bash {params.pin} python -m drama.train"
         " --game {wildcards.game} --seed {wildcards.seed} --variant {wildcards.variant}"
         " --out {params.out} {params.args}) > {log} 2>&1"
