@@ -8,7 +8,7 @@ CORES ?= 2
 # apt-get needs root: sudo when not root (CI images usually run as root)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: smoke test lint bench clean-results chromium
+.PHONY: smoke test test-fast lint bench clean-results chromium
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ smoke: $(VENV)/.installed
 # headless Chromium (Debian package `chromium`), installed here when missing.
 test: $(VENV)/.installed chromium
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest
+
+# (3) the fast lane for development: everything but the slow and GPU tests (a few minutes)
+test-fast: $(VENV)/.installed
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -m "not slow and not gpu"
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \

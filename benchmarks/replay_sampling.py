@@ -48,7 +48,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    rb = ReplayBuffer(ReplayConfig(capacity=args.capacity, sampling=args.sampling), device=device)
+    rb = ReplayBuffer(ReplayConfig(capacity=args.capacity, sampling=args.sampling,
+                                   img_count_scale=1024 / 16), device=device)
     n = args.capacity
     # Fill storage directly (add() one by one would take a minute at N = 100,000); then set
     # the host-side bookkeeping the way n calls to add() would have.

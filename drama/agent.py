@@ -32,88 +32,82 @@ from torch import Tensor, nn
 
 from drama.distributions import TwoHot, sample_index
 from drama.optim import LaProp, linear_warmup
+from drama.settings import check_settings, official_defaults
 
 
 @dataclass
+@official_defaults("actor_critic")
 class ActorCriticConfig:
     """Actor-critic hyperparameters; defaults are the official Drama code's."""
 
-    actor_hidden: int = 256
+    actor_hidden: int
     """Actor MLP width."""
-    critic_hidden: int = 512
+    critic_hidden: int
     """Critic MLP width (wider than the actor, as in the official code)."""
-    layers: int = 3
+    layers: int
     """Hidden layers (Linear + RMSNorm + SiLU) in the actor and in the critic."""
-    value_bins: int = 255
+    value_bins: int
     """Two-hot bins of the critic output, over symlog space [value_low, value_high]."""
-    value_low: float = -20.0
+    value_low: float
     """Lowest critic bin (symlog space)."""
-    value_high: float = 20.0
+    value_high: float
     """Highest critic bin (symlog space)."""
-    gamma: float = 0.985
+    gamma: float
     """Discount gamma."""
-    lam: float = 0.95
+    lam: float
     """lambda of the lambda-return."""
-    entropy_coef: float = 3.0e-4
+    entropy_coef: float
     """Entropy bonus coefficient eta."""
-    return_norm_decay: float = 0.99
+    return_norm_decay: float
     """EMA decay of the return percentiles (S)."""
-    return_norm_low: float = 0.05
+    return_norm_low: float
     """Lower return percentile."""
-    return_norm_high: float = 0.95
+    return_norm_high: float
     """Upper return percentile."""
-    slow_critic_decay: float = 0.98
+    slow_critic_decay: float
     """EMA decay of the slow critic, updated after every actor-critic update."""
-    slow_reg_coef: float = 1.0
+    slow_reg_coef: float
     """Weight of the two-hot loss towards the slow critic's lambda-return."""
-    unimix: float = 0.0
+    unimix: float
     """Uniform mix of the policy (official Agent.Unimix_ratio = 0)."""
-    input_norm_clip: float = 10.0
+    input_norm_clip: float
     """Clip of the actor's running mean/std input normalisation."""
-    lr: float = 4.0e-5
+    lr: float
     """LaProp learning rate."""
-    eps: float = 1.0e-20
+    eps: float
     """LaProp epsilon."""
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float]
     """LaProp betas (official LaProp defaults; the agent does not override them)."""
-    weight_decay: float = 0.0
+    weight_decay: float
     """LaProp weight decay (none for the agent in the official code)."""
-    grad_clip: float = 100.0
+    grad_clip: float
     """Global gradient-norm clip."""
-    warmup_updates: int = 1000
+    warmup_updates: int
     """Linear learning-rate warm-up length (updates)."""
-    imag_batch: int = 1024
+    imag_batch: int
     """Imagination start states per update (drawn by the replay's imagination sampler)."""
-    imag_context: int = 8
+    imag_context: int
     """Real frames fed to the sequence model before imagining."""
-    imag_horizon: int = 16
+    imag_horizon: int
     """Imagined steps H."""
-    acting: str = "context"
+    acting: str
     """How the agent acts. ``context`` (official ``train.py`` + ``calc_last_dist_feat``): the
     last ``acting_context`` (frame, action) pairs of the episode run through the sequence
     model from a fresh state; the agent acts on (prior sample of the last output d, d), i.e.
     on its prediction of the current frame; the first action of an episode is random.
     ``recurrent`` (our correction): carried state, posterior of the current frame."""
-    acting_context: int = 16
+    acting_context: int
     """Frames kept for ``acting=context`` (RealityContextLength)."""
-    imag_start: str = "prior"
+    imag_start: str
     """Imagination start. ``prior`` (official ``imagine_data2``): all C context frames and their
     C real actions are observed, s_0 = (prior sample of d_{C-1}, d_{C-1}). ``posterior`` (our
     correction): the first C-1 are observed, s_0 = (posterior z_{C-1}, d_{C-2})."""
-    return_form: str = "official"
+    return_form: str
     """Reward/termination alignment and lambda-return: ``official`` or ``dreamerv3`` (see the
     module docstring)."""
 
     def __post_init__(self) -> None:
-        choices = {"acting": ("context", "recurrent"), "imag_start": ("prior", "posterior"),
-                   "return_form": ("official", "dreamerv3")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"actor_critic.{name} must be one of {list(allowed)}, got "
-                                 f"{getattr(self, name)!r}")
-        if int(self.acting_context) < 1:
-            raise ValueError(f"actor_critic.acting_context must be >= 1, got "
-                             f"{self.acting_context!r}")
+        check_settings(self, "actor_critic")
 
 
 def _layer(in_dim: int, out_dim: int, std: float) -> nn.Linear:

@@ -1,11 +1,15 @@
 """Run configuration: presets, variants and ``--set`` overrides resolved into dataclasses.
 
-Resolution order (later wins): the dataclass defaults (= the paper / official code), the
-``defaults`` section of ``drama/presets.yaml``, the chosen preset (``atari100k`` adds nothing;
+Resolution order (later wins): the ``defaults`` section of ``drama/presets.yaml`` (the paper /
+official code; the one copy of the defaults, which the settings dataclasses take theirs from),
+the chosen preset (``atari100k`` adds nothing;
 ``debug`` is CPU-sized), the variant (which sequence model, which sampler), then each
 ``--set section.key=value`` in order. Unknown presets, variants, sections and keys are errors
-naming the offender. The resolved config is written to ``config.yaml`` in the run directory and
-compared on resume.
+naming the offender, and so is a value of the wrong type or out of range (each dataclass checks
+itself in ``__post_init__``, drama.settings.RULES), a bad protocol override (``env``) or sequence
+option. Derived values (``replay.img_count_scale``) are computed here, never set. The resolved
+config is written to ``config.yaml`` in the run directory (by the trainer, once the models and
+the environment are built) and compared on resume.
 """
 
 from __future__ import annotations
@@ -20,57 +24,62 @@ import yaml
 
 from drama.agent import ActorCriticConfig
 from drama.replay import ReplayConfig
+from drama.settings import PRESETS_PATH, check_settings, official_defaults
 from drama.settings import build_settings as _build
 from drama.world_model import WorldModelConfig
 
-PRESETS_PATH = Path(__file__).with_name("presets.yaml")
 
 
 @dataclass
+@official_defaults("train")
 class TrainConfig:
     """The training loop; defaults are the paper's Atari100k protocol."""
 
-    steps: int = 100_000
+    steps: int
     """Environment steps (agent steps, 4 frames each). The official code samples 105,000 with
     training frozen after 100,000; we stop at ``steps`` (README deviations)."""
-    wm_batch: int = 16
+    wm_batch: int
     """World-model batch: sequences per update."""
-    wm_seq_len: int = 128
+    wm_seq_len: int
     """World-model batch: steps per sequence."""
-    train_every: int = 1
+    train_every: int
     """One world-model and one actor-critic update every ``train_every`` env steps, once the
     replay holds more than ``replay.warmup`` transitions (random actions until then)."""
-    eval_every: int = 10_000
+    eval_every: int
     """Env steps between learning-curve evaluations (0: none)."""
-    eval_episodes: int = 10
+    eval_episodes: int
     """Episodes per learning-curve evaluation."""
-    final_eval_episodes: int = 100
+    final_eval_episodes: int
     """Episodes of the final evaluation (the run's score is their mean return)."""
-    eval_greedy: bool = True
+    eval_greedy: bool
     """Evaluate with argmax actions (the official eval.py); training always samples."""
-    eval_batch: int = 10
+    eval_batch: int
     """Evaluation episodes run side by side (one batched network call per step)."""
-    checkpoint_every: int = 5_000
+    checkpoint_every: int
     """Env steps between checkpoints (the first episode end after each multiple)."""
-    log_every: int = 500
+    log_every: int
     """Env steps between metrics.jsonl rows of averaged training metrics."""
-    deterministic: bool = False
+    deterministic: bool
     """torch.use_deterministic_algorithms(True) (CPU runs are then bit-reproducible)."""
-    nonfinite_patience: int = 100
+    nonfinite_patience: int
     """A world-model or actor-critic update whose loss or gradient is not finite is skipped
     (official: GradScaler skips it silently) and counted in metrics.jsonl; the run fails
     (failure.json, exit code 3) once ``nonfinite_patience`` consecutive env steps had a skipped
     update. Checked at log intervals and checkpoints (one host read of device counters)."""
-    torch_threads: int = 0
+    torch_threads: int
     """torch.set_num_threads for this run (0: torch's default, one per core). Use 1 when
     several runs share the cores: oversubscribed threads slow small models down ~10x."""
-    compile: str = "auto"
+    keep_replay: bool
+    """Keep the replay buffer in a finished run's checkpoint (to continue training it later).
+    False: once eval.parquet is written the checkpoint is rewritten without the replay (the
+    replay is most of its size: ~1.2 GB of frames at the paper preset); weights, optimisers,
+    counters and RNG states stay, so the run can still be evaluated or analysed."""
+    compile: str
     """torch.compile the world-model and actor-critic updates (drama/compile.py): auto (on for
     CUDA, off on the CPU), on or off. Recorded in run_info.json."""
 
     def __post_init__(self) -> None:
-        if self.compile not in ("auto", "on", "off"):
-            raise ValueError(f"train.compile must be auto, on or off, got {self.compile!r}")
+        check_settings(self, "train")
 
 
 @dataclass
@@ -205,16 +214,47 @@ def resolve_config(game: str, seed: int, variant: str, preset: str = "atari100k"
         apply_set(tree, assignment)
     if steps is not None:
         tree["train"]["steps"] = int(steps)
-    if tree["train"]["steps"] < 1:
-        raise ValueError(f"train.steps must be >= 1, got {tree['train']['steps']}")
+    if tree["replay"].get("img_count_scale") is not None:
+        raise ValueError("replay.img_count_scale is derived (actor_critic.imag_batch / "
+                         "train.wm_batch); set those instead")
+    check_env(tree["env"])
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
     world_model = _build(WorldModelConfig, tree["world_model"], "world_model")
+    actor_critic = _build(ActorCriticConfig, tree["actor_critic"], "actor_critic")
+    train = _build(TrainConfig, tree["train"], "train")
+    tree["replay"]["img_count_scale"] = actor_critic.imag_batch / train.wm_batch
     replay = _build(ReplayConfig, tree["replay"], "replay")
     return RunConfig(game=game, seed=seed, variant=variant, preset=preset, device=device,
-                     world_model=world_model, replay=replay,
-                     actor_critic=_build(ActorCriticConfig, tree["actor_critic"], "actor_critic"),
-                     train=_build(TrainConfig, tree["train"], "train"), env=tree["env"])
+                     world_model=world_model, replay=replay, actor_critic=actor_critic,
+                     train=train, env=tree["env"])
+
+
+def check_env(env: dict[str, Any]) -> None:
+    """Protocol overrides (``env.*``): known keys (drama.envs), the default's type, ranges."""
+    from drama.envs import _DEFAULT_PROTOCOL, atari_protocol
+
+    bad = []
+    for key, value in env.items():
+        if key not in _DEFAULT_PROTOCOL:
+            continue  # atari_protocol names unknown keys with the known ones
+        default = _DEFAULT_PROTOCOL[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default)) or default is None
+        if not ok:
+            bad.append(f"env.{key}={value!r} is not of type {type(default).__name__}")
+    if bad:
+        raise ValueError("invalid setting(s): " + "; ".join(bad))
+    try:
+        atari_protocol(**env)
+    except ValueError as e:
+        raise ValueError(f"env: {e}") from None
 
 
 def config_from_dict(d: dict[str, Any]) -> RunConfig:
@@ -225,6 +265,45 @@ def config_from_dict(d: dict[str, Any]) -> RunConfig:
                      replay=_build(ReplayConfig, d["replay"], "replay"),
                      actor_critic=_build(ActorCriticConfig, d["actor_critic"], "actor_critic"),
                      train=_build(TrainConfig, d["train"], "train"), env=dict(d["env"]))
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, val in d.items():
+        if isinstance(val, dict) and val:
+            out.update(_flat(val, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = val
+    return out
+
+
+def settings_key(preset: str, sets: list[str] | None = None, steps: int | None = None,
+                 variants: list[str] | tuple[str, ...] = ("drama",),
+                 presets_path: str | Path = PRESETS_PATH) -> str:
+    """The name of the results folder for runs of ``preset`` with these overrides.
+
+    ``preset`` alone when the overrides change nothing, else ``preset-<8 hex>``: a SHA-256 of
+    the settings that differ from the preset (dotted key = resolved value, sorted), so the
+    spelling of a value (``75`` vs ``75.0``, the order of ``--set``) does not matter but any
+    change of what the runs compute does. Resolves the settings for every variant in
+    ``variants`` first: an invalid override is a ValueError before anything runs.
+    """
+    import hashlib
+    import json
+
+    if not variants:
+        raise ValueError("settings_key: no variants")
+    changed: dict[str, Any] = {}
+    for variant in variants:
+        base = _flat(resolve_config("Pong", 0, variant, preset,
+                                    presets_path=presets_path).to_dict())
+        mine = _flat(resolve_config("Pong", 0, variant, preset, sets, steps,
+                                    presets_path=presets_path).to_dict())
+        changed.update({k: v for k, v in mine.items() if base.get(k, "<missing>") != v})
+    if not changed:
+        return preset
+    text = json.dumps(sorted(changed.items()), default=str, separators=(",", ":"))
+    return f"{preset}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -53,43 +53,38 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drama.settings import build_settings
+from drama.settings import build_settings, check_settings, official_defaults
 
 
 @dataclass
+@official_defaults("replay", derived=("img_count_scale",))
 class ReplayConfig:
     """Replay and DFS settings; defaults are the paper's / official code's."""
 
-    capacity: int = 100_000
+    capacity: int
     """Transitions held (BufferMaxLength); older ones are overwritten."""
-    sampling: str = "dfs"
+    sampling: str
     """'dfs' (Dynamic Frequency-based Sampling) or 'uniform' (the paper's ablation)."""
-    wm_tau: float = 10.0
+    wm_tau: float
     """tau: temperature of the world-model start distribution exp(-c_i / tau)."""
-    img_tau: float = 10.0
+    img_tau: float
     """tau_img: temperature of the imagination start softmax(s_i / tau_img)."""
-    alpha: float = 1.0
+    alpha: float
     """alpha: weight of the scaled imagination count I~_i in s_i."""
-    beta: float = 1.0
+    beta: float
     """beta: weight of the penalty max(0, c_i - I~_i) in s_i."""
-    img_count_scale: float = 64.0
-    """I~_i = I_i / img_count_scale; the official code uses imagination batch / model batch."""
-    warmup: int = 1032
+    img_count_scale: float | None
+    """I~_i = I_i / img_count_scale. Derived, not a setting: drama.config.resolve_config sets it
+    to actor_critic.imag_batch / train.wm_batch (the official code's ImagineBatchSize /
+    BatchSize = 64); None until then (a DFS buffer needs it)."""
+    warmup: int
     """Random-policy steps before training starts (``ready`` is len > warmup)."""
-    cross_episodes: bool = True
+    cross_episodes: bool
     """True (official): any start <= N - L; False: sampled windows never span an env reset
     (see the module docstring)."""
 
     def __post_init__(self) -> None:
-        if self.sampling not in ("dfs", "uniform"):
-            raise ValueError(f"replay.sampling must be 'dfs' or 'uniform', got {self.sampling!r}")
-        if int(self.capacity) < 1:
-            raise ValueError(f"replay.capacity must be >= 1, got {self.capacity!r}")
-        for name in ("wm_tau", "img_tau", "img_count_scale"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"replay.{name} must be > 0, got {getattr(self, name)!r}")
-        if int(self.warmup) < 0:
-            raise ValueError(f"replay.warmup must be >= 0, got {self.warmup!r}")
+        check_settings(self, "replay")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReplayConfig:
@@ -239,6 +234,9 @@ class ReplayBuffer:
             if kind == "world_model":
                 logits = -c / self.cfg.wm_tau
             else:
+                if self.cfg.img_count_scale is None:
+                    raise ValueError("replay.img_count_scale is unset: DFS imagination needs it "
+                                     "(resolve_config derives it as imag_batch / wm_batch)")
                 i_tilde = self._logical_slice(self.img_count, m).float() / self.cfg.img_count_scale
                 score = (
                     c
@@ -307,13 +305,14 @@ class ReplayBuffer:
             "obs_shape": self.obs_shape,
             "ptr": self._ptr,
             "size": n,
-            "obs": self.obs[:n].cpu(),
-            "action": self.action[:n].cpu(),
-            "reward": self.reward[:n].cpu(),
-            "termination": self.termination[:n].cpu(),
-            "is_first": self.is_first[:n].cpu(),
-            "wm_count": self.wm_count[:n].cpu(),
-            "img_count": self.img_count[:n].cpu(),
+            # copies: torch.save of a CPU view would write the whole preallocated storage
+            "obs": self.obs[:n].to("cpu", copy=True),
+            "action": self.action[:n].to("cpu", copy=True),
+            "reward": self.reward[:n].to("cpu", copy=True),
+            "termination": self.termination[:n].to("cpu", copy=True),
+            "is_first": self.is_first[:n].to("cpu", copy=True),
+            "wm_count": self.wm_count[:n].to("cpu", copy=True),
+            "img_count": self.img_count[:n].to("cpu", copy=True),
             "generator": self.generator.get_state(),
         }
 

@@ -2,9 +2,10 @@
 
 Every file a reader may look at (config.yaml, run_info.json, eval.parquet, checkpoints) is
 written to a temporary file in the same directory, fsynced and renamed over the target, so a
-crash never leaves a half-written file visible. ``metrics.jsonl`` is append-only; on resume it
-is truncated back to the byte offset recorded in the checkpoint, so rows from the killed
-process's unsaved tail are not duplicated.
+crash never leaves a half-written file visible. Files get the mode the user's umask gives a new
+file (``mkstemp`` alone would make them 0600, unreadable to collaborators on a shared cluster).
+``metrics.jsonl`` is append-only; on resume it is truncated back to the byte offset recorded in
+the checkpoint, so rows from the killed process's unsaved tail are not duplicated.
 """
 
 from __future__ import annotations
@@ -26,12 +27,19 @@ _PACKAGES = ("torch", "numpy", "gymnasium", "ale-py", "opencv-python-headless", 
              "pyarrow", "pyyaml", "mamba-ssm", "causal-conv1d", "drama-repro")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file + fsync + rename."""
+    """Write ``data`` to ``path`` via a temporary file + fsync + rename (mode 0666 & ~umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -13,10 +13,13 @@ The loop (paper / official code, Atari100k):
   episode finish"; we stop at ``train.steps`` (README deviations).
 
 Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
-the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end), and
-failure.json if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps
-(exit code 3; a single non-finite update is skipped and counted, as the official GradScaler
-skips it). Rerunning the same command resumes.
+the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end; once the run
+is complete it is rewritten without the replay unless ``train.keep_replay``), and failure.json
+if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps (exit code 3; a
+single non-finite update is skipped and counted, as the official GradScaler skips it).
+Rerunning the same command resumes. Ctrl-C or SIGTERM stops at the next step boundary after a
+checkpoint (exit code 130 / 143, one line); a user error is one line and exit code 2, before
+anything is written.
 
 Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
 DFS counters and generator, every RNG state, counters, the acting state (16-frame context or
@@ -28,9 +31,14 @@ given seed and actions), which is checked against a digest of the saved current 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,12 +72,38 @@ class NonFiniteLossError(RuntimeError):
     """A training loss became NaN/Inf; failure.json in the run directory has the details."""
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM: the loop stopped at a step boundary after saving a checkpoint."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"interrupted at step {step}; rerun the same command to resume")
+        self.step, self.signum = step, signum
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name} requested but CUDA is not available")
+        raise ValueError(f"--device {name}: CUDA is not available on this machine "
+                         "(use --device cpu or auto)")
     return torch.device(name)
+
+
+def check_out_dir(out: Path) -> None:
+    """--out must be a directory we can create and write; a ValueError naming it otherwise."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {out}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {probe} is not writable")
+    for name in ("config.yaml", "metrics.jsonl", "run_info.json", CHECKPOINT_NAME):
+        path = out / name
+        if path.exists() and not os.access(path if name != CHECKPOINT_NAME else out, os.W_OK):
+            raise ValueError(f"--out {out}: {path} is not writable")
 
 
 def atari_env_fn(cfg: RunConfig) -> EnvFn:
@@ -119,13 +153,54 @@ class Progress:
             self.bar.close()
 
 
+@dataclasses.dataclass
+class LoopState:
+    """Every counter and per-episode value of the training loop, saved and restored whole by
+    the checkpoint (a new field needs no other change; ``Trainer`` exposes each as an
+    attribute of the same name, e.g. ``trainer.step``)."""
+
+    step: int = 0
+    episode: int = 0
+    wm_updates: int = 0
+    ac_updates: int = 0
+    ep_return: float = 0.0
+    ep_length: int = 0
+    ep_actions: list[int] = dataclasses.field(default_factory=list)
+    is_first: bool = True
+    last_score: float | None = None
+    eval_rows: list[dict] = dataclasses.field(default_factory=list)
+    wall_time: float = 0.0
+    """Seconds of earlier processes of this run (the current one's are added when saved)."""
+    acc: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Sums of the training metrics since the last metrics.jsonl row (survive a resume)."""
+    acc_n: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Finite values summed in ``acc`` per metric."""
+    last_row: dict[str, float] = dataclasses.field(default_factory=dict)
+    nonfinite: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Skipped (non-finite) updates, counted on the device: run, max_run, wm_skipped,
+    ac_skipped (``Trainer._zero_nonfinite``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any]) -> LoopState:
+        if "loop" in ck:
+            return cls(**ck["loop"])
+        # format 1 (before LoopState): the counters were top-level keys
+        names = {f.name for f in dataclasses.fields(cls)} & set(ck)
+        return cls(**{n: ck[n] for n in names})
+
+
 class Trainer:
     """All state of one run; ``run()`` trains, evaluates and writes the outputs."""
 
     def __init__(self, cfg: RunConfig, out_dir: str | Path, env_fn: EnvFn | None = None):
         self.cfg, self.out = cfg, Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._check_or_write_config()
+        # check everything before writing anything: the run directory, a config.yaml already
+        # there, the device, the environment and the models; then create and write
+        check_out_dir(self.out)
+        self._check_saved_config()
         seed_everything(cfg.seed)
         if cfg.train.deterministic:
             use_deterministic_algorithms()  # also CUBLAS_WORKSPACE_CONFIG (drama/checkpoint.py)
@@ -146,29 +221,30 @@ class Trainer:
         self.actor = make_actor(self.wm, self.ac, 1, self.device)
         self.warmup_rng = np.random.default_rng(derive_seed(cfg.seed, _WARMUP))
         self.eval_envs: list = []
-        # counters and per-episode state
-        self.step = self.episode = self.wm_updates = self.ac_updates = 0
-        self.ep_return, self.ep_length, self.ep_actions = 0.0, 0, []
-        self.last_score: float | None = None
-        self.eval_rows: list[dict] = []
-        self.wall_time = 0.0
+        self.loop = LoopState()  # counters and per-episode state (self.step, ... read it)
         self.obs: np.ndarray | None = None
-        self.is_first = True
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not (self.out / "config.yaml").exists():
+            atomic_write_yaml(self.out / "config.yaml", self.cfg.to_dict())
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
-        self.acc: dict[str, torch.Tensor] = {}
-        self.acc_n: dict[str, torch.Tensor] = {}
-        self.last_row: dict[str, float] = {}
         self.last_named: dict[str, torch.Tensor] = {}
-        # skipped (non-finite) updates, counted on the device; read at log intervals only
-        self.nonfinite = {k: torch.zeros((), dtype=torch.int64, device=self.device)
-                          for k in ("run", "max_run", "wm_skipped", "ac_skipped")}
+        self._zero_nonfinite()
 
     # -- setup ----------------------------------------------------------------------------
-    def _check_or_write_config(self) -> None:
+    def _check_saved_config(self) -> None:
+        """A config.yaml already in --out must be readable and equal to this run's."""
         path, resolved = self.out / "config.yaml", self.cfg.to_dict()
         if path.exists():
-            with open(path) as f:
-                saved = yaml.safe_load(f)
+            try:
+                with open(path) as f:
+                    saved = yaml.safe_load(f)
+            except (OSError, yaml.YAMLError) as e:
+                raise ValueError(f"{path}: unreadable ({type(e).__name__}: "
+                                 f"{' '.join(str(e).split())}); move it away or use another "
+                                 "--out") from None
+            if not isinstance(saved, dict):
+                raise ValueError(f"{path}: not a run config (a YAML mapping); move it away or "
+                                 "use another --out")
             ignore = {"device"}
             diff = config_diff({k: v for k, v in saved.items() if k not in ignore},
                                {k: v for k, v in resolved.items() if k not in ignore})
@@ -176,8 +252,11 @@ class Trainer:
                 raise ValueError(f"{self.out} holds a run with a different config; use another "
                                  f"--out or the same arguments. Differences (saved != now): "
                                  + "; ".join(diff))
-        else:
-            atomic_write_yaml(path, resolved)
+
+    def _zero_nonfinite(self) -> None:
+        """Skipped (non-finite) updates, counted on the device; read at log intervals only."""
+        self.loop.nonfinite = {k: torch.zeros((), dtype=torch.int64, device=self.device)
+                               for k in ("run", "max_run", "wm_skipped", "ac_skipped")}
 
     def _reset_env(self) -> None:
         seed = derive_seed(self.cfg.seed, _TRAIN_EPISODE, self.episode)
@@ -189,13 +268,11 @@ class Trainer:
     # -- checkpoint -----------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         return {
-            "format": 1, "config": self.cfg.to_dict(),
-            "step": self.step, "episode": self.episode, "wm_updates": self.wm_updates,
-            "ac_updates": self.ac_updates, "ep_return": self.ep_return,
-            "ep_length": self.ep_length, "ep_actions": list(self.ep_actions),
-            "obs_digest": frame_digest(self.obs), "is_first": self.is_first,
-            "last_score": self.last_score, "eval_rows": list(self.eval_rows),
-            "wall_time": self.wall_time + (time.time() - self._t0),
+            "format": 2, "config": self.cfg.to_dict(),
+            "loop": {**self.loop.to_dict(),
+                     "wall_time": self.wall_time + (time.time() - self._t0)},
+            "step": self.step,  # also in "loop"; read by tools and tests
+            "obs_digest": frame_digest(self.obs),
             "metrics_offset": self.metrics.offset(),
             "wm": self.wm.state_dict(), "wm_opt": self.wm.optimizer.state_dict(),
             "wm_sched": self.wm.scheduler.state_dict(),
@@ -203,7 +280,6 @@ class Trainer:
             "ac_sched": self.ac.scheduler.state_dict(),
             "replay": self.replay.state_dict(),
             "actor": self.actor.state_dict(),
-            "nonfinite": {k: v.cpu() for k, v in self.nonfinite.items()},
             "warmup_rng": self.warmup_rng.bit_generator.state, "rng": rng_state(),
         }
 
@@ -222,25 +298,28 @@ class Trainer:
         self.ac.load_state_dict(ck["ac"])
         self.ac.optimizer.load_state_dict(ck["ac_opt"])
         self.ac.scheduler.load_state_dict(ck["ac_sched"])
-        self.replay.load_state_dict(ck["replay"])
-        for name in ("step", "episode", "wm_updates", "ac_updates", "ep_length", "is_first",
-                     "last_score", "wall_time"):
-            setattr(self, name, ck[name])
-        self.eval_rows = list(ck["eval_rows"])
+        if "replay" in ck:
+            self.replay.load_state_dict(ck["replay"])
+        elif self.cfg.train.steps > ck["step"]:
+            raise CheckpointError(f"{self.out / CHECKPOINT_NAME} is a finished run's checkpoint "
+                                  "without its replay (train.keep_replay was false): it can be "
+                                  "evaluated but not trained further")
+        device_counters = self.nonfinite  # keep these tensors (in place: captured graphs)
+        self.loop = LoopState.from_checkpoint(ck)
+        for k, v in self.loop.nonfinite.items():
+            device_counters[k].copy_(v)
+        self.loop.nonfinite = device_counters
         self.metrics.truncate(ck["metrics_offset"])
         self.warmup_rng.bit_generator.state = ck["warmup_rng"]
         # rebuild the environment: reset with the episode seed and replay its actions
         self.obs, _ = self.env.reset(seed=derive_seed(self.cfg.seed, _TRAIN_EPISODE,
                                                       self.episode))
-        for a in ck["ep_actions"]:
+        for a in self.ep_actions:
             self.obs, *_ = self.env.step(int(a))
         if frame_digest(self.obs) != ck["obs_digest"]:
             raise CheckpointError("resume: replaying the current episode's actions did not "
                                   "reproduce the saved frame (non-deterministic environment?)")
-        self.ep_actions, self.ep_return = list(ck["ep_actions"]), ck["ep_return"]
         self.actor.load_state_dict(ck["actor"])
-        for k, v in ck.get("nonfinite", {}).items():
-            self.nonfinite[k].copy_(v)
         set_rng_state(ck["rng"])
 
     # -- one step -------------------------------------------------------------------------
@@ -366,7 +445,11 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         c, info_path = self.cfg, self.out / "run_info.json"
         if info_path.exists() and (self.out / "eval.parquet").exists():
-            info = json.loads(info_path.read_text())
+            try:
+                info = json.loads(info_path.read_text())
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{info_path}: unreadable ({' '.join(str(e).split())}); "
+                                 "move it away to re-evaluate the run") from None
             if info.get("status") == "complete":
                 print(f"{self.out}: run already complete (score {info.get('score')})")
                 return info
@@ -388,31 +471,63 @@ class Trainer:
         self._write_run_info("running")
         progress = Progress(c.train.steps, self.step, c.train.log_every)
         t_window, s_window = time.time(), self.step
-        while self.step < c.train.steps:
-            self.advance()
-            if self.step % c.train.log_every == 0:
-                now = time.time()
-                sps = (self.step - s_window) / max(now - t_window, 1e-9)
-                t_window, s_window = now, self.step
-                self._log({"perf/env_steps_per_s": sps})
-            if c.train.eval_every and self.step % c.train.eval_every == 0 \
-                    and self.step < c.train.steps:
-                self.eval_rows += self._evaluate(c.train.eval_episodes, final=False)
-            if self.step % c.train.checkpoint_every == 0 or self.step == c.train.steps:
-                self.save()
-            progress.update(self.step, self.last_score)
-        progress.close()
+        previous = self._catch_stop_signals()
+        try:
+            while self.step < c.train.steps:
+                self.advance()
+                if self.step % c.train.log_every == 0:
+                    now = time.time()
+                    sps = (self.step - s_window) / max(now - t_window, 1e-9)
+                    t_window, s_window = now, self.step
+                    self._log({"perf/env_steps_per_s": sps})
+                if c.train.eval_every and self.step % c.train.eval_every == 0 \
+                        and self.step < c.train.steps:
+                    self.eval_rows += self._evaluate(c.train.eval_episodes, final=False)
+                if self.step % c.train.checkpoint_every == 0 or self.step == c.train.steps:
+                    self.save()
+                progress.update(self.step, self.last_score)
+                if self._stop_signal is not None and self.step < c.train.steps:
+                    self.save()  # a step boundary: the checkpoint resumes exactly from here
+                    raise Interrupted(self.step, self._stop_signal)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            progress.close()
         final_rows = self._evaluate(c.train.final_eval_episodes, final=True)
         frame = pd.DataFrame(self.eval_rows + final_rows, columns=EVAL_COLUMNS)
         frame = frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
                               "return": "float64", "length": "int64", "final": "bool"})
         atomic_write_parquet(self.out / "eval.parquet", frame)
         score = float(np.mean([r["return"] for r in final_rows]))
+        if not c.train.keep_replay:  # the run is complete: drop the replay from its checkpoint
+            state = self._state()
+            del state["replay"]
+            save_checkpoint(self.out / CHECKPOINT_NAME, state)
         info = self._write_run_info("complete", score=score)
         self.metrics.close()
         print(f"done: {c.game} {c.variant} seed {c.seed}: final mean return {score:g} over "
               f"{len(final_rows)} episodes, {info['wall_time_s']:.0f} s", flush=True)
         return info
+
+    def _catch_stop_signals(self) -> dict[int, Any]:
+        """SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, time limit) stop the loop at the next
+        step boundary, after a checkpoint; a second Ctrl-C acts at once as before."""
+        self._stop_signal: int | None = None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def on_signal(signum, frame):
+            self._stop_signal = signum
+            if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
+                signal.signal(signum, previous[signum])
+            # SIGTERM stays caught: SLURM may signal every process of the job (and Snakemake
+            # forward it); it sends SIGKILL after KillWait if we are not done by then
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, on_signal)
+        return previous
 
     def _write_run_info(self, status: str, score: float | None = None) -> dict[str, Any]:
         wall = self.wall_time + (time.time() - self._t0)
@@ -434,6 +549,16 @@ class Trainer:
         }
         atomic_write_json(self.out / "run_info.json", info)
         return info
+
+
+def _loop_attribute(name: str) -> property:
+    return property(lambda self: getattr(self.loop, name),
+                    lambda self, value: setattr(self.loop, name, value),
+                    doc=f"``self.loop.{name}`` (LoopState)")
+
+
+for _field in dataclasses.fields(LoopState):
+    setattr(Trainer, _field.name, _loop_attribute(_field.name))
 
 
 def train(cfg: RunConfig, out_dir: str | Path, env_fn: EnvFn | None = None) -> dict[str, Any]:
@@ -461,18 +586,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, env_fn: EnvFn | None = None) -> int:
+    """Exit codes: 0 done, 2 a user error (one line naming the file or key; nothing written),
+    3 non-finite losses (failure.json), 130 / 143 interrupted by SIGINT / SIGTERM after a
+    checkpoint (rerun the same command to resume)."""
     args = build_parser().parse_args(argv)
+
+    def one_line(e: BaseException) -> str:
+        return " ".join(str(e).split())
+
     try:
         cfg = resolve_config(args.game, args.seed, args.variant, args.preset, args.set,
                              args.steps, args.device)
         if env_fn is None:
             atari_env_fn(cfg)  # validates the game name before anything is written
         train(cfg, args.out, env_fn)
+    except Interrupted as e:
+        print(one_line(e), file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
     except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 3
-    except (ValueError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, CheckpointError, OSError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,82 +38,69 @@ from drama.distributions import TwoHot, categorical_kl, straight_through_categor
 from drama.networks import Decoder, Encoder, InputStem, MLPHead
 from drama.optim import LaProp, linear_warmup
 from drama.sequence import make_sequence_model
-from drama.settings import build_settings
+from drama.settings import build_settings, check_settings, official_defaults
 
 OBS_SHAPE = (64, 64, 3)
 
 
 @dataclass
+@official_defaults("world_model")
 class WorldModelConfig:
     """World-model architecture, loss and optimiser; defaults are the official code's."""
 
-    sequence_kind: str = "mamba2"
+    sequence_kind: str
     """Sequence model: mamba2 (Drama), mamba1, transformer or gru (drama.sequence)."""
-    sequence_backend: str = "auto"
+    sequence_backend: str
     """drama.sequence backend: auto, torch or mamba_ssm (fused CUDA kernels)."""
-    sequence_options: dict[str, Any] = field(default_factory=dict)
+    sequence_options: dict[str, Any]
     """Extra options for make_sequence_model (e.g. d_state, dropout); empty = paper defaults."""
-    d_model: int = 512
+    d_model: int
     """Width of the sequence model and of d_t (HiddenStateDim)."""
-    n_layers: int = 2
+    n_layers: int
     """Sequence-model layers."""
-    stoch: int = 32
+    stoch: int
     """Number of categorical latents (CategoricalDim)."""
-    classes: int = 32
+    classes: int
     """Classes per categorical (ClassDim)."""
-    unimix: float = 0.01
+    unimix: float
     """Uniform mix of posterior and prior probabilities."""
-    encoder_depth: int = 16
+    encoder_depth: int
     """Base channel count of encoder and decoder (Depth)."""
-    encoder_mults: tuple[int, ...] = (1, 2, 3, 4, 4)
+    encoder_mults: tuple[int, ...]
     """Channel multipliers per conv (Mults); the first conv has stride 1, the rest stride 2."""
-    kernel: int = 5
+    kernel: int
     """Conv / transposed-conv kernel size."""
-    head_hidden: int = 256
+    head_hidden: int
     """Hidden units of the reward and termination heads."""
-    reward_bins: int = 255
+    reward_bins: int
     """Two-hot bins of the reward head."""
-    reward_low: float = -20.0
+    reward_low: float
     """Lowest bin (symlog space)."""
-    reward_high: float = 20.0
+    reward_high: float
     """Highest bin (symlog space)."""
-    free_bits: float = 1.0
+    free_bits: float
     """KL free bits (nats): each KL term is max(free_bits, KL)."""
-    kl_dyn: float = 1.0
+    kl_dyn: float
     """Weight of the dynamics KL (gradient into the prior)."""
-    kl_rep: float = 0.1
+    kl_rep: float
     """Weight of the representation KL (gradient into the posterior)."""
-    lr: float = 4e-5
+    lr: float
     """LaProp learning rate."""
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float]
     """LaProp (beta1, beta2); the official code uses the class defaults (0.9, 0.999)."""
-    eps: float = 1e-20
+    eps: float
     """LaProp epsilon."""
-    weight_decay: float = 1e-4
+    weight_decay: float
     """LaProp decoupled weight decay (p -= wd * p per update, official code)."""
-    grad_clip: float = 1000.0
+    grad_clip: float
     """Global gradient-norm clip (Max_grad_norm)."""
-    warmup_updates: int = 1000
+    warmup_updates: int
     """Linear learning-rate warm-up length in updates."""
-    amp: bool = True
+    amp: bool
     """bf16 autocast when the model is on CUDA (Use_amp); CPU always runs fp32."""
 
     def __post_init__(self) -> None:
-        self.encoder_mults = tuple(int(m) for m in self.encoder_mults)
-        self.betas = tuple(float(b) for b in self.betas)
-        checks = {
-            "d_model": self.d_model > 0, "n_layers": self.n_layers > 0, "stoch": self.stoch > 0,
-            "classes": self.classes > 1, "unimix": 0.0 <= self.unimix < 1.0,
-            "encoder_depth": self.encoder_depth > 0, "encoder_mults": len(self.encoder_mults) >= 1,
-            "kernel": self.kernel % 2 == 1, "head_hidden": self.head_hidden > 0,
-            "reward_bins": self.reward_bins >= 2, "reward_high": self.reward_high > self.reward_low,
-            "free_bits": self.free_bits >= 0.0, "lr": self.lr >= 0.0, "betas": len(self.betas) == 2,
-            "grad_clip": self.grad_clip > 0.0, "warmup_updates": self.warmup_updates >= 0,
-        }  # fmt: skip
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid world_model config value(s) for {bad}: "
-                             f"{ {k: getattr(self, k) for k in bad} }")
+        check_settings(self, "world_model")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WorldModelConfig:

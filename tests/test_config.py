@@ -1,6 +1,8 @@
 """Presets, variants and --set overrides."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,9 +16,9 @@ from drama.world_model import WorldModelConfig
 
 def test_atari100k_preset_is_the_paper():
     cfg = resolve_config("Pong", 0, "drama", "atari100k")
-    # the YAML spells out the same values as the dataclass defaults (= official code)
+    # the dataclass defaults are the YAML's (= official code)
     assert cfg.world_model == WorldModelConfig()
-    assert cfg.replay == ReplayConfig()
+    assert cfg.replay == ReplayConfig(img_count_scale=64.0)  # derived: 1024 / 16
     assert cfg.actor_critic == ActorCriticConfig()
     assert cfg.train == TrainConfig()
     ac, t, r, w = cfg.actor_critic, cfg.train, cfg.replay, cfg.world_model
@@ -34,7 +36,78 @@ def test_presets_yaml_defaults_list_every_field():
     data = load_presets()
     for section, cls in (("world_model", WorldModelConfig), ("replay", ReplayConfig),
                          ("actor_critic", ActorCriticConfig), ("train", TrainConfig)):
-        assert set(data["defaults"][section]) == {f.name for f in dataclasses.fields(cls)}, section
+        fields = {f.name for f in dataclasses.fields(cls)} - {"img_count_scale"}  # derived
+        assert set(data["defaults"][section]) == fields, section
+
+
+def test_defaults_exist_once_in_presets_yaml():
+    """The dataclasses take their defaults from presets.yaml: their source has none."""
+    import inspect
+    import re
+
+    for cls in (WorldModelConfig, ReplayConfig, ActorCriticConfig, TrainConfig):
+        src = inspect.getsource(cls)
+        assert not re.search(r"^    \w+: [^\n=]+ = ", src, re.M), cls.__name__
+    # editing the YAML's default changes the dataclass's (one copy): a copy of the file with
+    # another value, read by a fresh interpreter
+    import subprocess
+    import sys
+    code = ("import drama.settings as s, pathlib, sys; s.PRESETS_PATH = pathlib.Path(sys.argv[1])"
+            "\nfrom drama.world_model import WorldModelConfig; print(WorldModelConfig().d_model)")
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        text = PRESETS_PATH.read_text().replace("d_model: 512 ", "d_model: 384 ", 1)
+        (Path(d) / "presets.yaml").write_text(text)
+        out = subprocess.run([sys.executable, "-c", code, str(Path(d) / "presets.yaml")],
+                             capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "384"
+
+
+def test_img_count_scale_is_derived():
+    assert resolve_config("Pong", 0, "drama", "atari100k").replay.img_count_scale == 64.0
+    assert resolve_config("Pong", 0, "drama", "debug").replay.img_count_scale == 32 / 4
+    cfg = resolve_config("Pong", 0, "drama", "debug", ["actor_critic.imag_batch=48",
+                                                       "train.wm_batch=3"])
+    assert cfg.replay.img_count_scale == 16.0
+    with pytest.raises(ValueError, match="img_count_scale is derived"):
+        resolve_config("Pong", 0, "drama", "debug", ["replay.img_count_scale=2"])
+
+
+@pytest.mark.parametrize("assignment, needle", [
+    ("world_model.sequence_kind=lstm", "world_model.sequence_kind='lstm' must be one of"),
+    ("world_model.sequence_backend=cudnn", "world_model.sequence_backend"),
+    ("world_model.encoder_mults=3", "world_model.encoder_mults=3 is not of type"),
+    ("world_model.encoder_mults=[1, 0]", "world_model.encoder_mults"),
+    ("world_model.kernel=4", "world_model.kernel"),
+    ("world_model.sequence_options.d_statee=8", "sequence_options.d_statee is not an option"),
+    ("world_model.sequence_options.d_state=abc", "sequence_options.d_state='abc'"),
+    ("world_model.reward_low=30", "reward_high > reward_low"),
+    ("env.noop_max=abc", "env.noop_max='abc' is not of type int"),
+    ("env.noop_max=-1", "noop_max"),
+    ("env.noop_maxx=3", "noop_maxx"),
+    ("train.eval_every=-3", "train.eval_every=-3 must be >= 0"),
+    ("train.checkpoint_every=0", "train.checkpoint_every=0 must be > 0"),
+    ("train.log_every=0", "train.log_every"),
+    ("train.torch_threads=-1", "train.torch_threads"),
+    ("actor_critic.gamma=1.5", "actor_critic.gamma=1.5 must be in [0, 1]"),
+    ("actor_critic.imag_batch=0", "actor_critic.imag_batch"),
+    ("actor_critic.betas=[0.9]", "actor_critic.betas"),
+    ("replay.capacity=0", "replay.capacity"),
+    ("replay.sampling=prioritised", "replay.sampling='prioritised' must be one of"),
+])
+def test_every_section_is_checked(assignment, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        resolve_config("Pong", 0, "drama", "debug", [assignment])
+
+
+def test_dataclasses_check_themselves():
+    with pytest.raises(ValueError, match="actor_critic.gamma"):
+        ActorCriticConfig(gamma=-0.1)
+    with pytest.raises(ValueError, match="train.steps=0"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="world_model.d_model='64' is not of type int"):
+        WorldModelConfig(d_model="64")
+    assert TrainConfig(steps=5).steps == 5 and isinstance(ReplayConfig(alpha=1).alpha, float)
 
 
 @pytest.mark.parametrize("variant,kind,sampling", [

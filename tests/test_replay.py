@@ -17,6 +17,7 @@ def frame(v: int) -> np.ndarray:
 
 
 def filled(n: int, *, capacity=None, firsts=(0,), seed: int = 0, **cfg) -> ReplayBuffer:
+    cfg.setdefault("img_count_scale", 64.0)  # derived by resolve_config in a run
     rb = ReplayBuffer(ReplayConfig(capacity=capacity or n, **cfg), obs_shape=(4, 4, 3), seed=seed)
     for i in range(n):
         rb.add(frame(i), action=i % 3, reward=float(i), termination=(i + 1) in firsts,
@@ -51,7 +52,7 @@ def test_imagination_probabilities_equal_formula():
 def test_paper_defaults():
     cfg = ReplayConfig()
     assert (cfg.capacity, cfg.sampling, cfg.wm_tau, cfg.img_tau) == (100_000, "dfs", 10.0, 10.0)
-    assert (cfg.alpha, cfg.beta, cfg.img_count_scale, cfg.warmup) == (1.0, 1.0, 64.0, 1032)
+    assert (cfg.alpha, cfg.beta, cfg.img_count_scale, cfg.warmup) == (1.0, 1.0, None, 1032)
     assert cfg.cross_episodes is True  # official: windows may span a reset
 
 
@@ -152,7 +153,8 @@ def test_host_valid_count_matches_device_mask():
     for trial in range(20):
         cap, n_add = int(gen.integers(5, 40)), int(gen.integers(5, 80))
         firsts = set(np.flatnonzero(gen.random(n_add) < 0.15).tolist())
-        rb = ReplayBuffer(ReplayConfig(capacity=cap, cross_episodes=False), obs_shape=(4, 4, 3))
+        rb = ReplayBuffer(ReplayConfig(capacity=cap, cross_episodes=False, img_count_scale=64.0),
+                          obs_shape=(4, 4, 3))
         for i in range(n_add):
             rb.add(frame(i), 0, 0.0, False, i in firsts)
         for L in range(1, len(rb) + 1):
@@ -187,7 +189,8 @@ def test_state_dict_roundtrip_resumes_exactly():
     rb.sample_world_model(4, 5)
     rb.sample_imagination(6, 3)
     sd = copy.deepcopy(rb.state_dict())
-    rb2 = ReplayBuffer(ReplayConfig(capacity=20), obs_shape=(4, 4, 3), seed=123)
+    rb2 = ReplayBuffer(ReplayConfig(capacity=20, img_count_scale=64.0), obs_shape=(4, 4, 3),
+                       seed=123)
     rb2.load_state_dict(sd)
     for _ in range(3):
         a, b = rb.sample_world_model(4, 5), rb2.sample_world_model(4, 5)
@@ -198,7 +201,8 @@ def test_state_dict_roundtrip_resumes_exactly():
     rb2.add(frame(7), 1, 0.0, False, False)
     assert torch.equal(rb.obs, rb2.obs) and len(rb) == len(rb2)
     with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(ReplayConfig(capacity=21), obs_shape=(4, 4, 3)).load_state_dict(sd)
+        ReplayBuffer(ReplayConfig(capacity=21, img_count_scale=64.0),
+                     obs_shape=(4, 4, 3)).load_state_dict(sd)
 
 
 def test_bad_input_raises():

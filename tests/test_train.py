@@ -101,8 +101,9 @@ def assert_same_run(a, b):
 
 @pytest.mark.slow
 def test_outputs_and_same_seed_identical(tmp_path):
-    info = train(fast_cfg(), tmp_path / "a", env_fn=colour_env)
-    train(fast_cfg(), tmp_path / "b", env_fn=colour_env)
+    keep = ["train.keep_replay=true"]  # the warm-up actions are compared below
+    info = train(fast_cfg(extra=keep), tmp_path / "a", env_fn=colour_env)
+    train(fast_cfg(extra=keep), tmp_path / "b", env_fn=colour_env)
     out = tmp_path / "a"
     assert {"config.yaml", "run_info.json", "metrics.jsonl", "eval.parquet",
             CHECKPOINT_NAME} <= {p.name for p in out.iterdir()}
@@ -123,9 +124,10 @@ def test_outputs_and_same_seed_identical(tmp_path):
             "perf/env_steps_per_s", "eval/return_mean"} <= keys
     assert_same_run(tmp_path / "a", tmp_path / "b")
     # rerunning a finished run is a no-op
-    assert train(fast_cfg(), out, env_fn=colour_env)["status"] == "complete"
+    assert train(fast_cfg(extra=keep), out, env_fn=colour_env)["status"] == "complete"
     # a different seed gives a different run (compare the random warm-up actions)
-    train(fast_cfg(steps=62, seed=1, extra=["train.eval_every=0", "train.final_eval_episodes=1"]),
+    train(fast_cfg(steps=62, seed=1, extra=["train.eval_every=0", "train.final_eval_episodes=1",
+                                            *keep]),
           tmp_path / "c", env_fn=colour_env)
     acts = [load_checkpoint(tmp_path / r / CHECKPOINT_NAME)["replay"]["action"][:60]
             for r in ("a", "c")]

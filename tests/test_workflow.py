@@ -123,18 +123,61 @@ def test_train_command_is_accepted_by_the_trainer():
     from drama.config import resolve_config
     from drama.train import build_parser
 
-    target = "results/runs/Pong/uniform/seed1/eval.parquet"
+    from drama.config import settings_key
+
+    smoke = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    key = settings_key("debug", [f"{k}={v}" for k, v in smoke["trainer_overrides"].items()], 160)
+    assert key.startswith("debug-")
+    target = f"results/runs/{key}/Pong/uniform/seed1/eval.parquet"
     proc = snakemake(target, "-n", "-p", "--forceall", "--configfile", "config/smoke.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if "-m drama.train" in ln)
     argv = shlex.split(line.split("-m drama.train", 1)[1].split(")", 1)[0])
     args = build_parser().parse_args(argv)
     assert (args.game, args.seed, args.variant, args.preset) == ("Pong", 1, "uniform", "debug")
-    assert args.out == "results/runs/Pong/uniform/seed1" and args.steps == 160
+    assert args.out == f"results/runs/{key}/Pong/uniform/seed1" and args.steps == 160
     cfg = resolve_config(args.game, args.seed, args.variant, args.preset, args.set, args.steps,
                          args.device)
     assert cfg.train.final_eval_episodes == 2 and cfg.train.eval_every == 75
     assert cfg.train.eval_episodes == 1 and cfg.replay.warmup == 100
+
+
+def test_bad_trainer_override_stops_snakemake_before_any_job(tmp_path):
+    """trainer_overrides go through the trainer's own resolver when the workflow is parsed."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer_overrides: {train.eval_evry: 5}\n")  # misspelt trainer key
+    proc = snakemake("-n", "--configfile", "config/smoke.yaml", str(bad))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "train.eval_evry" in out and "trainer_overrides" in out, out[-2000:]
+    assert "rule train" not in out and "Job stats" not in out
+
+
+@pytest.mark.parametrize("override, named", [
+    ("world_model.sequence_kind=lstm", "lstm"),     # bad enum value
+    ("actor_critic.gamma=1.5", "gamma"),            # out of range
+    ("env.noop_max=abc", "noop_max"),               # protocol override of the wrong type
+])
+def test_workflow_resolver_rejects_bad_values_for_every_variant(override, named):
+    """What common.smk calls at parse time (the snakemake path is exercised above)."""
+    from drama.config import settings_key
+
+    with pytest.raises(ValueError, match=named):
+        settings_key("debug", [override], 160, ["drama", "uniform", "mamba1"])
+
+
+def test_run_directory_is_keyed_by_settings():
+    from drama.config import settings_key
+
+    assert settings_key("atari100k") == "atari100k"  # the paper grid: no overrides
+    assert settings_key("debug") == "debug"
+    a = settings_key("debug", ["train.eval_every=75", "replay.warmup=100"], 160)
+    # same settings spelt differently (order, 75.0, a value equal to the preset's) -> same key
+    assert a == settings_key("debug", ["replay.warmup=100", "train.eval_every=75.0",
+                                       "train.log_every=100"], 160)
+    assert a != settings_key("debug", ["train.eval_every=75", "replay.warmup=100"], 161)
+    assert a != settings_key("debug", ["train.eval_every=75"], 160)
+    assert settings_key("atari100k", steps=160) not in (a, "atari100k")
 
 
 # --- lint, format, DAG -------------------------------------------------------------------------
@@ -251,7 +294,7 @@ def test_resources_come_from_the_profiles_and_cpu_runs_request_no_gpu():
 def test_run_info_is_declared_by_train_and_read_by_collect():
     train = (ROOT / "workflow/rules/train.smk").read_text()
     collect = (ROOT / "workflow/rules/collect.smk").read_text()
-    assert "seed{seed}/run_info.json" in train
+    assert "seed{{seed}}/run_info.json" in train
     assert "infos=run_info_files()" in collect
     proc = snakemake("-n", "--forceall", "results/scores.parquet", "--configfile",
                      "config/smoke.yaml")

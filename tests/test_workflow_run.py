@@ -48,7 +48,7 @@ def kill_first_checkpointed_run(wd: Path, proc: subprocess.Popen, timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "snakemake ended before any run wrote a checkpoint"
-        for ckpt in sorted(wd.glob("results/runs/*/*/seed*/checkpoint.pt")):
+        for ckpt in sorted(wd.glob("results/runs/*/*/*/seed*/checkpoint.pt")):
             run = ckpt.parent
             if (run / "eval.parquet").exists():
                 continue
@@ -77,7 +77,7 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     first = (tmp_path / "first.log").read_text()
     assert rc != 0, "the killed training job must fail the first invocation"
     # --keep-going (profiles/default): every other run finished; the killed one kept its state.
-    runs = sorted(wd.glob("results/runs/*/*/seed*"))
+    runs = sorted(wd.glob("results/runs/*/*/*/seed*"))
     assert len(runs) == 8, runs
     for run in runs:
         assert (run / "eval.parquet").exists() == (run != killed), (run, first[-3000:])
@@ -114,7 +114,7 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     for stem in FIGURES:
         assert (wd / f"results/figures/{stem}.png").stat().st_size > 10_000, stem
         assert (wd / f"results/figures/{stem}.pdf").stat().st_size > 0, stem
-    for train_log in wd.glob("results/logs/runs/*/*/seed*/train.log"):
+    for train_log in wd.glob("results/logs/runs/*/*/*/seed*/train.log"):
         assert "slurm_job_id=none" in train_log.read_text()  # ran locally, not under SLURM
 
     # Nothing left to do; then the report with the figures and their captions.

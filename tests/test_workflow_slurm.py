@@ -1,5 +1,6 @@
 """The smoke grid through the SLURM profile on a real one-node SLURM cluster (slurmctld + slurmd +
-munged on localhost, started by scripts/slurm_local_start.sh and stopped by PID).
+munged on localhost, started by scripts/slurm_local_start.sh and stopped by PID), and a training
+job killed by its time limit, resubmitted by the profile's retries, resumed from its checkpoint.
 
 Runs where it can install/start SLURM (root with apt-get, or SLURM already installed). In CI
 (CI env var set) it must run: not being able to is a failure, not a skip.
@@ -7,6 +8,7 @@ Runs where it can install/start SLURM (root with apt-get, or SLURM already insta
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from workflow_copy import ROOT, copy_workflow, workflow_env
 
@@ -66,7 +69,7 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
 
         # Every training run wrote its SLURM job id; each is a distinct job that completed on
         # the debug partition with one (fake) GPU.
-        logs = sorted(wd.glob("results/logs/runs/*/*/seed*/train.log"))
+        logs = sorted(wd.glob("results/logs/runs/*/*/*/seed*/train.log"))
         assert len(logs) == 8, logs
         job_ids = []
         for log in logs:
@@ -94,3 +97,82 @@ def test_smoke_grid_runs_every_training_job_as_a_slurm_job(tmp_path):
             pid = int(pidfile.read_text())
             assert not Path(f"/proc/{pid}").exists() or \
                 "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), name
+
+
+PREEMPT_OVERRIDES = {  # a small agent, so a step is cheap and the run is mostly steps
+    "replay.warmup": 100, "train.eval_every": 0, "train.final_eval_episodes": 1,
+    "train.checkpoint_every": 50, "train.log_every": 50, "train.deterministic": "true",
+    "world_model.d_model": 32, "world_model.encoder_depth": 2, "world_model.stoch": 4,
+    "world_model.classes": 4, "actor_critic.imag_batch": 8, "actor_critic.imag_horizon": 4,
+    "train.wm_batch": 2, "train.wm_seq_len": 8,
+}
+
+
+def _trainer(out: Path, steps: int) -> dict:
+    """Run the grid's training run outside SLURM, uninterrupted; its run_info."""
+    cmd = [sys.executable, "-m", "drama.train", "--game", "Pong", "--seed", "0", "--variant",
+           "drama", "--preset", "debug", "--device", "cpu", "--steps", str(steps),
+           "--out", str(out)]
+    for k, v in PREEMPT_OVERRIDES.items():
+        cmd += ["--set", f"{k}={v}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "run_info.json").read_text())
+
+
+@pytest.mark.slow
+def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
+    """A train job with a one-minute limit: SLURM sends SIGTERM at the limit, the trainer saves
+    a checkpoint and exits, Snakemake resubmits the job (the profile's retries), the next
+    attempt resumes; the finished run equals an uninterrupted run of the same settings."""
+    from test_train import assert_same_run
+
+    why = _why_not_runnable()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the SLURM test, but: {why}")
+        pytest.skip(why)
+    # Size the run to this machine: ~150 s of training, so the first attempt (killed 60-90 s
+    # after it starts, SLURM checks limits every 30 s) cannot finish and a later one can.
+    calib = _trainer(tmp_path / "calibration", 200)
+    rate = 200 / calib["wall_time_s"]
+    steps = max(400, int(rate * 150))
+    ref = _trainer(tmp_path / "reference", steps)  # the same run, uninterrupted, no SLURM
+
+    state = tmp_path / "slurm"
+    start = ROOT / "scripts" / "slurm_local_start.sh"
+    stop = ROOT / "scripts" / "slurm_local_stop.sh"
+    try:
+        up = subprocess.run(["bash", str(start), str(state)], capture_output=True, text=True,
+                            timeout=300)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        wd = copy_workflow(tmp_path / "wf")
+        grid = {"games": ["Pong"], "seeds": [0], "variants": ["drama"], "preset": "debug",
+                "steps": steps, "device": "cpu", "trainer_overrides": PREEMPT_OVERRIDES}
+        (wd / "preempt.yaml").write_text(yaml.safe_dump(grid))
+        # the profile as shipped, with a one-minute limit for the train job and more retries
+        # than its 2, for a loaded machine
+        cmd = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake", "runs",
+               "--profile", "slurm", "--configfile", "preempt.yaml",
+               "--workflow-profile", "profiles/cpu",
+               "--default-resources", "slurm_partition=debug", "mem_mb=2000",
+               "--set-resources", "train:runtime=1", "--retries", "6",
+               "--seconds-between-status-checks", "2",
+               "--slurm-init-seconds-before-status-checks", "2"]
+        run = subprocess.run(cmd, cwd=wd, env=workflow_env(), capture_output=True, text=True,
+                             timeout=1260)
+        out = run.stdout + run.stderr
+        assert run.returncode == 0, out[-5000:]
+        jobcomp = (state / "log" / "jobcomp.log").read_text()
+        states = re.findall(r"JobState=(\w+)", jobcomp)
+        assert "TIMEOUT" in states and states[-1] == "COMPLETED", jobcomp[-3000:]
+        assert set(states) <= {"TIMEOUT", "COMPLETED"}, jobcomp[-3000:]
+        (run_dir,) = wd.glob("results/runs/*/Pong/drama/seed0")
+        (log,) = wd.glob("results/logs/runs/*/Pong/drama/seed0/train.log")
+        assert "resumed from" in log.read_text(), log.read_text()[-2000:]
+        info = json.loads((run_dir / "run_info.json").read_text())
+        assert info["env_steps"] == ref["env_steps"] == steps
+        assert_same_run(tmp_path / "reference", run_dir)
+    finally:
+        subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=60)

@@ -60,7 +60,7 @@ def test_config_defaults_and_from_dict():
         WorldModelConfig.from_dict({"d_modle": 3})
     with pytest.raises(ValueError, match="kernel"):
         WorldModelConfig(kernel=4)
-    with pytest.raises(ValueError, match="sequence model kind"):
+    with pytest.raises(ValueError, match="sequence_kind='lstm'"):
         WorldModel(debug_cfg(sequence_kind="lstm"), 3)
     with pytest.raises(ValueError, match="num_actions"):
         WorldModel(debug_cfg(), 0)

@@ -1,6 +1,9 @@
 # Helpers shared by the rules: the run grid, trainer arguments and targets. Threads, memory,
 # runtime and GPUs are in the profiles (profiles/default: GPU machines, profiles/cpu: CPU runs).
+import shlex
+
 import yaml
+from snakemake.exceptions import WorkflowError
 
 # The schema's enums are the single list of allowed games / variants / baselines; the wildcard
 # constraints below are built from them so a path can only match a real grid cell.
@@ -22,14 +25,39 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def trainer_sets():
+    """`--set key=value` overrides of every run: trainer_overrides, under the trainer's names."""
+    return [f"{key}={value}" for key, value in config["trainer_overrides"].items()]
+
+
+def _settings_key():
+    """Resolve the grid's trainer settings with the trainer's own resolver (every variant)
+    before any job starts, and name the results folder after them (drama.config.settings_key).
+    """
+    from drama.config import settings_key
+
+    try:
+        return settings_key(config["preset"], trainer_sets(), config["steps"], VARIANTS)
+    except ValueError as e:
+        raise WorkflowError(
+            f"config: preset/steps/trainer_overrides rejected by drama.train: {e}"
+        ) from None
+
+
+# Runs of different presets, step counts or overrides never share a directory: the smoke grid
+# and the paper grid live side by side (results/README.md).
+SETTINGS = _settings_key()
+RUNS = f"results/runs/{SETTINGS}"
+
+
 def run_dir(game, variant, seed):
-    return f"results/runs/{game}/{variant}/seed{seed}"
+    return f"{RUNS}/{game}/{variant}/seed{seed}"
 
 
 def run_eval_files():
     """The eval.parquet of every run of the grid (the train rule's outputs)."""
     return expand(
-        "results/runs/{game}/{variant}/seed{seed}/eval.parquet",
+        f"{RUNS}/{{game}}/{{variant}}/seed{{seed}}/eval.parquet",
         game=GAMES,
         variant=VARIANTS,
         seed=SEEDS,
@@ -39,31 +67,31 @@ def run_eval_files():
 def run_info_files():
     """The run_info.json of every run of the grid (the train rule writes it with eval.parquet)."""
     return expand(
-        "results/runs/{game}/{variant}/seed{seed}/run_info.json",
+        f"{RUNS}/{{game}}/{{variant}}/seed{{seed}}/run_info.json",
         game=GAMES,
         variant=VARIANTS,
         seed=SEEDS,
     )
 
 
-def _preset_train(key, config_key):
-    """A train.* setting of the runs: the config's, else the preset's (drama/presets.yaml)."""
-    if config[config_key] is not None:
-        return config[config_key]
-    with open(workflow.source_path("../../drama/presets.yaml")) as f:
-        presets = yaml.safe_load(f)
-    train = presets["presets"][config["preset"]].get("train", {})
-    return train.get(key, presets["defaults"]["train"][key])
+def _resolved_train():
+    """The runs' train.* settings, as the trainer resolves them (drama.config)."""
+    from drama.config import resolve_config
+
+    cfg = resolve_config(
+        GAMES[0], 0, VARIANTS[0], config["preset"], trainer_sets(), config["steps"]
+    )
+    return cfg.train
 
 
 def run_steps():
     """Environment steps per run (for captions and tables)."""
-    return int(_preset_train("steps", "steps"))
+    return int(_resolved_train().steps)
 
 
 def run_eval_every():
     """Environment steps between periodic evaluations (for captions)."""
-    return int(_preset_train("eval_every", "eval_every"))
+    return int(_resolved_train().eval_every)
 
 
 def trainer_args():
@@ -71,15 +99,8 @@ def trainer_args():
     args = ["--preset", config["preset"], "--device", config["device"]]
     if config["steps"] is not None:
         args += ["--steps", str(config["steps"])]
-    overrides = {  # workflow config key -> trainer preset key (drama/presets.yaml)
-        "train.final_eval_episodes": config["eval_episodes"],
-        "train.eval_every": config["eval_every"],
-        "train.eval_episodes": config["eval_periodic_episodes"],
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    overrides.update(config["trainer_overrides"])
-    for key, value in overrides.items():
-        args += ["--set", f"{key}={value}"]
+    for assignment in trainer_sets():
+        args += ["--set", shlex.quote(assignment)]
     return " ".join(args)
 
 

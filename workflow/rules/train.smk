@@ -7,18 +7,28 @@
 # the rest of the run directory, so the checkpoints survive and rerunning the same command
 # resumes the run from its last checkpoint (the trainer resumes when --out already holds one).
 # Never declare the run directory itself (directory()) as an output: it would be wiped.
+#
+# Run directories are keyed by what produced them: results/runs/{SETTINGS}/..., SETTINGS =
+# the preset, plus a short hash of the steps/trainer_overrides when they change anything
+# (common.smk), so another grid (smoke vs paper) never reuses, deletes or refuses a run.
+
+
+rule runs:
+    """Every training run of the grid, without the analysis."""
+    input:
+        run_eval_files(),
 
 
 # Threads and resources (GPU, memory, runtime) come from the profiles; `python` is the one on
 # PATH (the venv or conda env the workflow runs in), so moving the venv changes no rule.
 rule train:
     output:
-        "results/runs/{game}/{variant}/seed{seed}/eval.parquet",
-        "results/runs/{game}/{variant}/seed{seed}/run_info.json",
+        f"results/runs/{SETTINGS}/{{game}}/{{variant}}/seed{{seed}}/eval.parquet",
+        f"results/runs/{SETTINGS}/{{game}}/{{variant}}/seed{{seed}}/run_info.json",
     log:
-        "results/logs/runs/{game}/{variant}/seed{seed}/train.log",
+        f"results/logs/runs/{SETTINGS}/{{game}}/{{variant}}/seed{{seed}}/train.log",
     benchmark:
-        "results/benchmarks/runs/{game}/{variant}/seed{seed}/train.tsv"
+        f"results/benchmarks/runs/{SETTINGS}/{{game}}/{{variant}}/seed{{seed}}/train.tsv"
     conda:
         "../../environment.yml"
     params:

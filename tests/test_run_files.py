@@ -1,0 +1,79 @@
+"""Run files: readable under the user's umask, bounded (a finished run drops its replay), and
+the loop state saved whole (metrics accumulated before a checkpoint survive a resume)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+
+import pytest
+
+from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from drama.run_io import atomic_write_text
+from drama.train import LoopState, Trainer, train
+from test_train import colour_env, fast_cfg
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        os.umask(0o027)
+        atomic_write_text(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640
+
+
+def test_loop_state_is_saved_and_restored_whole(tmp_path):
+    cfg = fast_cfg(steps=70, extra=["train.eval_every=0", "train.final_eval_episodes=1"])
+    t = Trainer(cfg, tmp_path / "run", env_fn=colour_env)
+    t._t0 = 0.0
+    t._reset_env()
+    values = {"step": 7, "episode": 2, "wm_updates": 3, "ac_updates": 4, "ep_return": 1.5,
+              "ep_length": 0, "ep_actions": [], "is_first": False, "last_score": 12.0,
+              "eval_rows": [{"a": 1}], "acc_n": {"m": 2}, "last_row": {"x": 1.0}}
+    for k, v in values.items():
+        setattr(t, k, v)  # the attributes are views of t.loop
+    assert all(getattr(t.loop, k) == v for k, v in values.items())
+    state = t._state()
+    assert set(state["loop"]) == {f.name for f in dataclasses.fields(LoopState)}
+    restored = LoopState.from_checkpoint(state)
+    for k, v in values.items():
+        assert getattr(restored, k) == v, k
+
+
+@pytest.mark.slow
+def test_finished_run_drops_the_replay_and_metrics_survive_resume(tmp_path):
+    extra = ["train.eval_every=0", "train.final_eval_episodes=1", "train.log_every=30",
+             "train.checkpoint_every=40"]
+    # full run: log rows at 30, 60, 90; checkpoints at 40, 80, 100
+    full = tmp_path / "full"
+    train(fast_cfg(steps=100, extra=extra), full, env_fn=colour_env)
+    ck = load_checkpoint(full / CHECKPOINT_NAME)
+    assert "replay" not in ck and {"wm", "ac", "loop"} <= set(ck)
+    kept = tmp_path / "kept"
+    train(fast_cfg(steps=100, extra=[*extra, "train.keep_replay=true"]), kept, env_fn=colour_env)
+    assert "replay" in load_checkpoint(kept / CHECKPOINT_NAME)
+    # the kept replay is the 100 filled slots (12,313 bytes each), not the preallocated
+    # 20,000-slot storage (246 MB)
+    assert (kept / CHECKPOINT_NAME).stat().st_size < 30e6
+    size_full = (full / CHECKPOINT_NAME).stat().st_size
+    assert (kept / CHECKPOINT_NAME).stat().st_size - size_full >= 100 * 64 * 64 * 3  # frames
+    # rerunning the finished run is a no-op; continuing it needs the replay
+    assert train(fast_cfg(steps=100, extra=extra), full, env_fn=colour_env)["status"] == \
+        "complete"
+    # the run can be evaluated again from it (eval.parquet lost), not trained further
+    (full / "eval.parquet").unlink()
+    assert train(fast_cfg(steps=100, extra=extra), full, env_fn=colour_env)["status"] == \
+        "complete"
+    t = Trainer(fast_cfg(steps=100, extra=extra), full, env_fn=colour_env)
+    with pytest.raises(CheckpointError, match="without its replay"):
+        t._restore({**ck, "step": 60})
+    # the metric sums since the last row are part of the checkpoint (LoopState.acc): a run
+    # resumed from step 80 logs the same row at 90 (end to end: test_train_errors' Ctrl-C test)
+    ck100 = load_checkpoint(kept / CHECKPOINT_NAME)  # step 100, last row at 90 (log_every 30)
+    counts = {int(n) for n in ck100["loop"]["acc_n"].values()}
+    assert counts == {100 - 90} and ck100["loop"]["acc"]
