@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.scores import score_from_eval_episodes
+from analysis.scores import read_json, read_parquet, score_from_eval_episodes
 
 CURVE_COLUMNS = ["game", "variant", "seed", "env_step", "return", "return_std", "episodes"]
 FRONT = ["game", "variant", "seed", "score", "final_episodes"]
@@ -40,6 +40,44 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return flat
 
 
+def read_run(path: Path, info_path: Path) -> tuple[pd.DataFrame, float, tuple, dict]:
+    """(episodes, score, (game, variant, seed), run_info) of one finished run, or a ValueError
+    that names the run directory and the file that is missing, unreadable or inconsistent."""
+    path, info_path = Path(path), Path(info_path)
+    try:
+        episodes = read_parquet(path, "eval.parquet")
+        (score,) = score_from_eval_episodes(path)["score"]
+        if not info_path.exists():
+            raise FileNotFoundError(f"{info_path}: missing beside a finished run's {path.name}")
+        first = episodes.iloc[0]
+        key = (str(first["game"]), str(first["variant"]), int(first["seed"]))
+        raw = read_json(info_path, "run_info.json")
+        if not isinstance(raw, dict):
+            raise ValueError(f"{info_path}: expected a JSON object")
+        if "game" in raw and (raw.get("game"), raw.get("variant"), raw.get("seed")) != key:
+            raise ValueError(f"{info_path} describes run {raw.get('game')}/{raw.get('variant')}"
+                             f"/seed{raw.get('seed')}, but {path} holds {key}")
+    except (ValueError, OSError) as e:
+        raise ValueError(f"run {path.parent}: {e}. Delete the damaged file and rerun: the "
+                         f"trainer re-evaluates a finished run from its checkpoint") from None
+    return episodes, float(score), key, raw
+
+
+def check_runs(evals: Sequence[str | Path], infos: Sequence[str | Path] | None = None) -> int:
+    """Check every *existing* finished run among ``evals`` (see :func:`read_run`) without
+    writing anything; returns how many were checked. The workflow calls this while it plans
+    ``collect``, so a damaged run stops Snakemake before it deletes the previous outputs."""
+    evals = [Path(p) for p in evals]
+    infos = [p.parent / "run_info.json" for p in evals] if infos is None else \
+        [Path(p) for p in infos]
+    n = 0
+    for path, info_path in zip(evals, infos, strict=True):
+        if path.exists():
+            read_run(path, info_path)
+            n += 1
+    return n
+
+
 def collect_runs(evals: Sequence[str | Path], infos: Sequence[str | Path] | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores, curves) of the runs whose ``eval.parquet`` files are ``evals``.
@@ -56,16 +94,7 @@ def collect_runs(evals: Sequence[str | Path], infos: Sequence[str | Path] | None
         raise ValueError(f"{len(evals)} eval.parquet files but {len(infos)} run_info.json")
     rows, curves = [], []
     for path, info_path in zip(evals, infos, strict=True):
-        episodes = pd.read_parquet(path)
-        (score,) = score_from_eval_episodes(path)["score"]
-        if not info_path.exists():
-            raise FileNotFoundError(f"{info_path}: missing beside a finished run's {path.name}")
-        first = episodes.iloc[0]
-        key = (str(first["game"]), str(first["variant"]), int(first["seed"]))
-        raw = json.loads(info_path.read_text())
-        if "game" in raw and (raw.get("game"), raw.get("variant"), raw.get("seed")) != key:
-            raise ValueError(f"{info_path} describes run {raw.get('game')}/{raw.get('variant')}"
-                             f"/seed{raw.get('seed')}, but {path} holds {key}")
+        episodes, score, key, raw = read_run(path, info_path)
         info = flatten(raw)
         row = {k: v for k, v in info.items() if k not in ("game", "variant", "seed")}
         row.update(game=key[0], variant=key[1], seed=key[2], score=float(score),

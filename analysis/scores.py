@@ -91,9 +91,38 @@ def _check_long(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return df.sort_values(["method", "game", "run"], ignore_index=True)
 
 
+def read_parquet(path: str | Path, what: str = "parquet file") -> pd.DataFrame:
+    """``pd.read_parquet``, or a ValueError naming the file when it cannot be read (truncated,
+    not parquet, unreadable) instead of a pyarrow traceback."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyarrow/OS errors, re-raised naming the file
+        raise ValueError(f"{path}: cannot read this {what} ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]}); the file is truncated, damaged "
+                         f"or not parquet") from None
+
+
+def read_json(path: str | Path, what: str = "JSON file"):
+    """Parse a JSON (or .json.gz) file, or a ValueError naming the file."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt") as f:
+                return json.load(f)
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read this {what} ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]}); the file is truncated, damaged "
+                         f"or not JSON") from None
+
+
 def _read_columns(path: Path, need: list[str], what: str) -> pd.DataFrame:
     """Read a parquet file that must hold the columns ``need`` (``what`` names it in errors)."""
-    df = pd.read_parquet(path)
+    df = read_parquet(path, what)
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: {what} need columns {need}; missing {missing}")
@@ -133,7 +162,7 @@ def score_from_eval_episodes(path: str | Path) -> pd.DataFrame:
 def load_published_json(path: str | Path, method: str | None = None) -> pd.DataFrame:
     """Read a published ``{game: [score per run]}`` JSON; the method defaults to the stem."""
     path = Path(path)
-    data = json.loads(path.read_text())
+    data = read_json(path, "published scores")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a {{game: [scores]}} object, got {type(data).__name__}")
     rows = []
@@ -152,7 +181,7 @@ def load_curl_records(path: str | Path, method: str | None = None) -> pd.DataFra
     table can show raw means and every source goes through one normalisation.
     """
     path = Path(path)
-    recs = json.loads(path.read_text())
+    recs = read_json(path, "published records")
     if not isinstance(recs, list) or not recs or "HNS" not in recs[0]:
         raise ValueError(f"{path}: expected a list of {{game, seed, HNS}} records")
     df = pd.DataFrame(recs)
@@ -173,9 +202,7 @@ def load_dreamerv3_curves(path: str | Path, method: str | None = None,
     can end with different run counts (see ``aggregates`` for how that is handled).
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        recs = json.load(f)
+    recs = read_json(path, "curve records")
     if not isinstance(recs, list) or not recs or "xs" not in recs[0]:
         raise ValueError(f"{path}: expected a list of {{task, method, seed, xs, ys}} records")
     name = method or _stem(path)
@@ -230,12 +257,12 @@ def load_scores(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"score file not found: {path}")
     name = path.name
     if name.endswith(".parquet"):
-        cols = pd.read_parquet(path).columns
+        cols = read_parquet(path, "score file").columns
         return score_from_eval_episodes(path) if "final" in cols else load_project_scores(path)
     if name.endswith(".json.gz"):
         return load_dreamerv3_curves(path)
     if name.endswith(".json"):
-        head = json.loads(path.read_text())
+        head = read_json(path, "score file")
         if isinstance(head, dict):
             return load_published_json(path)
         if isinstance(head, list) and head and "HNS" in head[0]:

@@ -10,7 +10,7 @@ localrules:
 
 rule collect:
     input:
-        evals=run_eval_files(),
+        evals=checked_run_eval_files,
         infos=run_info_files(),
     output:
         scores="results/scores.parquet",

@@ -64,6 +64,17 @@ def run_eval_files():
     )
 
 
+def checked_run_eval_files(wildcards):
+    """run_eval_files(), after checking every run that already finished (analysis.collect):
+    a damaged eval.parquet or run_info.json stops Snakemake here, naming the run, before the
+    collect job would delete the previous scores.parquet and curves.parquet."""
+    from analysis.collect import check_runs
+
+    evals = run_eval_files()
+    check_runs(evals, run_info_files())
+    return evals
+
+
 def run_info_files():
     """The run_info.json of every run of the grid (the train rule writes it with eval.parquet)."""
     return expand(
