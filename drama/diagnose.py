@@ -98,9 +98,14 @@ def load_run(run_dir: str | Path, device: str = "cpu",
         ck = load_checkpoint(ck_path, map_location="cpu")
     except CheckpointError as e:
         raise DiagnoseError(str(e)) from e
-    missing = [k for k in ("config", "wm", "ac", "replay", "step") if k not in ck]
+    missing = [k for k in ("config", "wm", "ac") if k not in ck]
     if missing:
         raise DiagnoseError(f"checkpoint {ck_path} lacks {missing}: not a drama.train checkpoint")
+    if "replay" not in ck:
+        raise DiagnoseError(
+            f"checkpoint {ck_path} holds no replay: the run finished and dropped it "
+            f"(train.keep_replay=false); the diagnosis needs the replay, so train with "
+            f"--set train.keep_replay=true, or diagnose a checkpoint of a run still training")
     diff = config_diff({k: v for k, v in ck["config"].items() if k != "device"},
                        {k: v for k, v in saved.items() if k != "device"})
     if diff:
@@ -394,11 +399,12 @@ def diagnose(run_dir: str | Path, episodes: int = 3, max_steps: int = 2000,
     run = load_run(run_dir, device, env_fn)
     torch.manual_seed(derive_seed(seed, _DIAGNOSE, 0))
     c = run.cfg
+    loop = run.ck.get("loop") or run.ck  # the loop counters (format 2: LoopState; format 1: top)
     out: dict[str, Any] = {
         "run_dir": str(run_dir), "game": c.game, "variant": c.variant, "preset": c.preset,
-        "run_seed": c.seed, "diagnose_seed": seed, "env_step": int(run.ck["step"]),
-        "updates": {"world_model": int(run.ck.get("wm_updates", 0)),
-                    "actor_critic": int(run.ck.get("ac_updates", 0))},
+        "run_seed": c.seed, "diagnose_seed": seed, "env_step": int(loop["step"]),
+        "updates": {"world_model": int(loop.get("wm_updates", 0)),
+                    "actor_critic": int(loop.get("ac_updates", 0))},
         "num_actions": run.num_actions, "action_names": run.action_names,
         "settings": {"acting": c.actor_critic.acting, "imag_start": c.actor_critic.imag_start,
                      "return_form": c.actor_critic.return_form, "gamma": c.actor_critic.gamma,

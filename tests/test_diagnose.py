@@ -46,7 +46,8 @@ def boxing_run(tmp_path_factory):
                        "--set", "replay.warmup=60", "--set", "train.eval_every=0",
                        "--set", "train.final_eval_episodes=1", "--set",
                        "train.torch_threads=1", "--set", "train.checkpoint_every=50",
-                       "--set", "env.max_episode_frames=800"])
+                       "--set", "env.max_episode_frames=800",
+                       "--set", "train.keep_replay=true"])
     assert code == 0
     return out
 
@@ -166,6 +167,15 @@ def test_missing_or_corrupt_files_are_clear_errors(boxing_run, tmp_path, capsys)
     run = tmp_path / "run"
     shutil.copytree(boxing_run, run)
     ck = run / CHECKPOINT_NAME
+    # a finished run's checkpoint without its replay (train.keep_replay=false) is named as such
+    from drama.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(ck)
+    del state["replay"]
+    save_checkpoint(ck, state)
+    assert main([str(run)]) == 2
+    assert "keep_replay" in capsys.readouterr().err
+    shutil.copy2(boxing_run / CHECKPOINT_NAME, ck)
     data = ck.read_bytes()
     ck.write_bytes(data[: len(data) // 2])  # truncated
     out_json = tmp_path / "d.json"
