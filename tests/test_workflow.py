@@ -254,6 +254,7 @@ def test_rules_have_no_lambdas_and_no_interpreter_path():
         text = path.read_text()
         assert "lambda" not in text, path
         assert "sys.executable" not in text and "PYTHON" not in text, path
+        assert "basedir" not in text, path  # an absolute checkout path in params or shell
 
 
 def _dry_run_jobs(*args: str) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the installed (editable) package.
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "environment.yml",
                   "drama/presets.yaml",
-                  "benchmarks/sequence_speed.py"]
+                  "benchmarks/sequence_speed.py", "scripts/gpu_pin.sh"]
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -36,8 +36,9 @@ rule train:
         args=trainer_args(),
         # workstation: at most runs_per_gpu runs per GPU, each pinned to one GPU
         # (scripts/gpu_pin.sh; a no-op under SLURM and without GPUs)
-        pin=f"{workflow.basedir}/scripts/gpu_pin.sh {config.get('runs_per_gpu', 1)}"
-        f" .snakemake/gpu_slots --",
+        # relative to the working directory (the checkout): an absolute path here would mark
+        # every run changed when the checkout moves (rerun-triggers: params)
+        pin=f"scripts/gpu_pin.sh {config.get('runs_per_gpu', 1)} .snakemake/gpu_slots --",
     shell:
         # SLURM_JOB_ID (empty outside SLURM) goes into the log: provenance of where it ran.
         "(echo slurm_job_id=${{SLURM_JOB_ID:-none}} host=$(hostname);"
