@@ -47,14 +47,25 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def runs_root(wd: Path) -> Path:
+    """The smoke grid's run folder, results/runs/{settings}, as the workflow names it (its
+    dry run of `runs` lists the run paths)."""
+    proc = subprocess.run([*SMOKE, "-n", "runs"], cwd=wd, env=workflow_env(),
+                          capture_output=True, text=True, timeout=300)
+    found = re.search(r"results/runs/([^/\s]+)/", proc.stdout + proc.stderr)
+    assert proc.returncode == 0 and found, (proc.stdout + proc.stderr)[-3000:]
+    return wd / "results/runs" / found.group(1)
+
+
 def write_hand_made_runs(wd: Path) -> None:
     """The smoke grid's runs (Pong, MsPacman x seeds 0, 1 x drama, uniform) in the trainer's
     output formats, plus the sequence benchmark's CSV."""
     rng = np.random.default_rng(0)
+    root = runs_root(wd)
     for game, base in [("Pong", -20.0), ("MsPacman", 300.0)]:
         for variant in ["drama", "uniform"]:
             for seed in [0, 1]:
-                run = wd / "results/runs" / game / variant / f"seed{seed}"
+                run = root / game / variant / f"seed{seed}"
                 run.mkdir(parents=True)
                 rows = [(game, variant, seed, step, 0, base + rng.normal(0, 1), 800, False)
                         for step in (75, 150)]
