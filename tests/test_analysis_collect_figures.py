@@ -55,7 +55,7 @@ def test_collect_runs_without_periodic_evaluations_gives_empty_curves(tmp_path):
 
 
 def test_collect_runs_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run_info.json"):
+    with pytest.raises(ValueError, match="run_info.json: missing"):  # names the run too
         C.collect_runs([_run(tmp_path / "a", "Pong", "drama", 0, info=False)])
     with pytest.raises(ValueError, match="seed7"):
         C.collect_runs([_run(tmp_path / "b", "Pong", "drama", 0, info_seed=7)])
