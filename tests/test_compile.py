@@ -155,12 +155,10 @@ def test_sigkill_resume_is_exact_with_compile_on(tmp_path, capsys):
     """tests/test_train.py's SIGKILL test with train.compile=on: each of the three processes
     compiles (the later ones mostly from inductor's on-disk cache)."""
     import os
-    import signal
     import subprocess
 
     from drama.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from drama.run_io import read_metrics
-    from test_train import PY, ROOT, RUNNER, _cli, assert_same_run
+    from test_train import PY, ROOT, RUNNER, _cli, assert_same_run, kill_after_logged_step
 
     script = tmp_path / "runner.py"
     script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
@@ -173,15 +171,7 @@ def test_sigkill_resume_is_exact_with_compile_on(tmp_path, capsys):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([PY, str(script), *_cli(killed, steps), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 3000
-    while time.time() < deadline:
-        rows = read_metrics(killed / "metrics.jsonl") if (killed / "metrics.jsonl").exists() else []
-        if rows and rows[-1]["step"] >= 140:
-            break
-        assert proc.poll() is None, "run finished before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_logged_step(proc, killed, 140, 3000)
     assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
     t = time.time()
     res = subprocess.run([PY, str(script), *_cli(killed, steps), *extra], env=env,

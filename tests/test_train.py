@@ -151,6 +151,21 @@ def _cli(out, steps):
     return args
 
 
+def kill_after_logged_step(proc: subprocess.Popen, run_dir: Path, step: int,
+                           timeout: float) -> None:
+    """SIGKILL ``proc`` once its metrics.jsonl has logged ``step`` (it must still be running)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        path = run_dir / "metrics.jsonl"
+        rows = read_metrics(path) if path.exists() else []
+        if rows and rows[-1]["step"] >= step:
+            break
+        assert proc.poll() is None, "run finished before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.slow
 def test_sigkill_and_resume_is_identical_to_an_uninterrupted_run(tmp_path):
     script = tmp_path / "runner.py"
@@ -163,15 +178,7 @@ def test_sigkill_and_resume_is_identical_to_an_uninterrupted_run(tmp_path):
     proc = subprocess.Popen([PY, str(script), *_cli(killed, steps)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # kill it between two checkpoints (after the one at step 120, before the one at 160)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        rows = read_metrics(killed / "metrics.jsonl") if (killed / "metrics.jsonl").exists() else []
-        if rows and rows[-1]["step"] >= 140:
-            break
-        assert proc.poll() is None, "run finished before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_logged_step(proc, killed, 140, 600)
     assert not (killed / "eval.parquet").exists()
     assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
     res = subprocess.run([PY, str(script), *_cli(killed, steps)], env=env, capture_output=True,
