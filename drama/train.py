@@ -13,8 +13,9 @@ The loop (paper / official code, Atari100k):
   episode finish"; we stop at ``train.steps`` (README deviations).
 
 Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
-the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end; once the run
-is complete it is rewritten without the replay unless ``train.keep_replay``), and failure.json
+the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end; after the
+final evaluation it is rewritten with that evaluation and without the replay unless
+``train.keep_replay``, so a rerun never evaluates or logs it twice), and failure.json
 if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps (exit code 3; a
 single non-finite update is skipped and counted, as the official GradScaler skips it).
 Rerunning the same command resumes. Ctrl-C or SIGTERM stops at the next step boundary after a
@@ -169,6 +170,10 @@ class LoopState:
     is_first: bool = True
     last_score: float | None = None
     eval_rows: list[dict] = dataclasses.field(default_factory=list)
+    final_rows: list[dict] | None = None
+    """The final evaluation, once done: saved with the finished checkpoint, so a process killed
+    after it (or a workflow that deleted eval.parquet) writes the outputs without evaluating and
+    logging the final evaluation twice."""
     wall_time: float = 0.0
     """Seconds of earlier processes of this run (the current one's are added when saved)."""
     acc: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
@@ -493,16 +498,20 @@ class Trainer:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             progress.close()
-        final_rows = self._evaluate(c.train.final_eval_episodes, final=True)
+        if self.final_rows is None:
+            self.final_rows = self._evaluate(c.train.final_eval_episodes, final=True)
+            state = self._state()  # finished: holds the final evaluation
+            if not c.train.keep_replay:  # and drops the replay unless asked to keep it
+                del state["replay"]
+            save_checkpoint(self.out / CHECKPOINT_NAME, state)
+        else:
+            print("final evaluation found in the checkpoint: writing the outputs", flush=True)
+        final_rows = self.final_rows
         frame = pd.DataFrame(self.eval_rows + final_rows, columns=EVAL_COLUMNS)
         frame = frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
                               "return": "float64", "length": "int64", "final": "bool"})
         atomic_write_parquet(self.out / "eval.parquet", frame)
         score = float(np.mean([r["return"] for r in final_rows]))
-        if not c.train.keep_replay:  # the run is complete: drop the replay from its checkpoint
-            state = self._state()
-            del state["replay"]
-            save_checkpoint(self.out / CHECKPOINT_NAME, state)
         info = self._write_run_info("complete", score=score)
         self.metrics.close()
         print(f"done: {c.game} {c.variant} seed {c.seed}: final mean return {score:g} over "

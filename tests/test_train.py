@@ -188,6 +188,27 @@ def test_sigkill_and_resume_is_identical_to_an_uninterrupted_run(tmp_path):
     assert_same_run(tmp_path / "full", killed)
 
 
+def test_outputs_deleted_after_the_run_finished_are_rewritten_without_a_second_evaluation(
+        tmp_path, capsys):
+    """Snakemake deletes the outputs of a job that fails after the trainer finished (e.g. a SLURM
+    time limit hit just then): the rerun writes eval.parquet from the finished checkpoint and
+    leaves metrics.jsonl as it was (no second final evaluation, no row with an empty replay)."""
+    cfg = fast_cfg(steps=70, extra=["train.eval_every=0", "train.final_eval_episodes=2"])
+    out = tmp_path / "run"
+    first = train(cfg, out, env_fn=colour_env)
+    metrics = (out / "metrics.jsonl").read_bytes()
+    evals = pd.read_parquet(out / "eval.parquet")
+    assert evals["final"].sum() == 2
+    assert "replay" not in load_checkpoint(out / CHECKPOINT_NAME)  # keep_replay is false
+    (out / "eval.parquet").unlink()
+    capsys.readouterr()
+    again = train(cfg, out, env_fn=colour_env)
+    assert "final evaluation found in the checkpoint" in capsys.readouterr().out
+    assert (out / "metrics.jsonl").read_bytes() == metrics
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "eval.parquet"), evals)
+    assert again["status"] == "complete" and again["score"] == first["score"]
+
+
 @pytest.mark.slow
 def test_corrupt_checkpoint_and_changed_config_are_errors(tmp_path):
     out = tmp_path / "run"
