@@ -2,6 +2,7 @@
 #   workstation (GPU): snakemake --cores 8
 #   SLURM:             snakemake --profile slurm
 #   smoke (CPU):       snakemake --cores 2 --configfile config/smoke.yaml --workflow-profile profiles/cpu
+#   learning (CPU):    snakemake --cores 2 --configfile config/cpu_learning.yaml --workflow-profile profiles/cpu
 #   one target:        snakemake results/scores.parquet --cores 2 --configfile config/smoke.yaml --workflow-profile profiles/cpu
 #   report:            any of these plus --report results/report.html
 # `all` is the default target. Put targets BEFORE --configfile, which takes every following word
@@ -25,6 +26,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/sequence_benchmark.smk"
+include: "workflow/rules/learning.smk"
 
 
 rule all:

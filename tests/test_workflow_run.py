@@ -23,7 +23,7 @@ from workflow_copy import copy_workflow, workflow_env
 SMOKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml",
          "--workflow-profile", "profiles/cpu"]
 FIGURES = ["reproduction", "aggregates", "performance_profiles", "probability_of_improvement",
-           "ablation_dfs", "sample_efficiency", "sequence_scaling"]
+           "ablation_dfs", "sample_efficiency", "sequence_scaling", "learning_curves"]
 
 
 def trainer_pids(wd: Path, run_dir: str) -> list[int]:
@@ -109,11 +109,20 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
         assert name in per_game, name
     for name in ["per_game.csv", "per_game.tex", "aggregates.md", "aggregates.json",
                  "costs.md", "costs.csv", "reproduction.md", "reproduction.csv", "per_game.html",
-                 "aggregates.html", "costs.html", "reproduction.html"]:
+                 "aggregates.html", "costs.html", "reproduction.html", "learning.md",
+                 "learning.csv", "learning.html"]:
         assert (wd / "results/tables" / name).stat().st_size > 0, name
     for stem in FIGURES:
         assert (wd / f"results/figures/{stem}.png").stat().st_size > 10_000, stem
         assert (wd / f"results/figures/{stem}.pdf").stat().st_size > 0, stem
+    # the random policy under the same protocol (2 episodes per game) and agent vs random
+    for game in ("Pong", "MsPacman"):
+        rand = pd.read_parquet(wd / f"results/random/{game}.parquet")
+        assert len(rand) == 2 and (rand["variant"] == "random").all(), rand
+    learning = pd.read_csv(wd / "results/tables/learning.csv").set_index("game")
+    assert list(learning.index) == ["Pong", "MsPacman"]
+    assert (learning["agent_episodes"] == 4).all() and (learning["random_episodes"] == 2).all()
+    assert set(learning["verdict"]) <= {"learned", "not separable", "below random", "n/a"}
     for train_log in wd.glob("results/logs/runs/*/*/*/seed*/train.log"):
         assert "slurm_job_id=none" in train_log.read_text()  # ran locally, not under SLURM
 

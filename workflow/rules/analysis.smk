@@ -19,25 +19,25 @@ localrules:
 
 rule reproduction:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
-        md="results/tables/reproduction.md",
-        csv="results/tables/reproduction.csv",
-        tex="results/tables/reproduction.tex",
-        rst="results/tables/reproduction.rst",
+        md=f"{OUT}/tables/reproduction.md",
+        csv=f"{OUT}/tables/reproduction.csv",
+        tex=f"{OUT}/tables/reproduction.tex",
+        rst=f"{OUT}/tables/reproduction.rst",
         html=report(
-            "results/tables/reproduction.html",
+            f"{OUT}/tables/reproduction.html",
             caption="../report/reproduction_table.rst",
             category="1. Reproduction",
         ),
         png=report(
-            "results/figures/reproduction.png",
+            f"{OUT}/figures/reproduction.png",
             caption="../report/reproduction.rst",
             category="1. Reproduction",
         ),
-        pdf="results/figures/reproduction.pdf",
+        pdf=f"{OUT}/figures/reproduction.pdf",
     log:
-        "results/logs/tables/reproduction.log",
+        f"{OUT}/logs/tables/reproduction.log",
     conda:
         "../envs/analysis.yaml"
     params:
@@ -53,18 +53,18 @@ rule reproduction:
 
 rule per_game_table:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
-        md="results/tables/per_game.md",
-        csv="results/tables/per_game.csv",
-        tex="results/tables/per_game.tex",
+        md=f"{OUT}/tables/per_game.md",
+        csv=f"{OUT}/tables/per_game.csv",
+        tex=f"{OUT}/tables/per_game.tex",
         html=report(
-            "results/tables/per_game.html",
+            f"{OUT}/tables/per_game.html",
             caption="../report/per_game.rst",
             category="3. Per game",
         ),
     log:
-        "results/logs/tables/per_game.log",
+        f"{OUT}/logs/tables/per_game.log",
     conda:
         "../envs/analysis.yaml"
     params:
@@ -79,23 +79,23 @@ rule per_game_table:
 
 rule aggregates:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
-        md="results/tables/aggregates.md",
-        json="results/tables/aggregates.json",
+        md=f"{OUT}/tables/aggregates.md",
+        json=f"{OUT}/tables/aggregates.json",
         html=report(
-            "results/tables/aggregates.html",
+            f"{OUT}/tables/aggregates.html",
             caption="../report/aggregates.rst",
             category="2. Aggregates",
         ),
         png=report(
-            "results/figures/aggregates.png",
+            f"{OUT}/figures/aggregates.png",
             caption="../report/aggregates.rst",
             category="2. Aggregates",
         ),
-        pdf="results/figures/aggregates.pdf",
+        pdf=f"{OUT}/figures/aggregates.pdf",
     log:
-        "results/logs/figures/aggregates.log",
+        f"{OUT}/logs/figures/aggregates.log",
     conda:
         "../envs/analysis.yaml"
     params:
@@ -112,16 +112,16 @@ rule aggregates:
 
 rule performance_profiles:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
         png=report(
-            "results/figures/performance_profiles.png",
+            f"{OUT}/figures/performance_profiles.png",
             caption="../report/performance_profiles.rst",
             category="2. Aggregates",
         ),
-        pdf="results/figures/performance_profiles.pdf",
+        pdf=f"{OUT}/figures/performance_profiles.pdf",
     log:
-        "results/logs/figures/performance_profiles.log",
+        f"{OUT}/logs/figures/performance_profiles.log",
     conda:
         "../envs/analysis.yaml"
     params:
@@ -137,16 +137,16 @@ rule performance_profiles:
 
 rule probability_of_improvement:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
         png=report(
-            "results/figures/probability_of_improvement.png",
+            f"{OUT}/figures/probability_of_improvement.png",
             caption="../report/probability_of_improvement.rst",
             category="2. Aggregates",
         ),
-        pdf="results/figures/probability_of_improvement.pdf",
+        pdf=f"{OUT}/figures/probability_of_improvement.pdf",
     log:
-        "results/logs/figures/probability_of_improvement.log",
+        f"{OUT}/logs/figures/probability_of_improvement.log",
     conda:
         "../envs/analysis.yaml"
     params:
@@ -162,16 +162,16 @@ rule probability_of_improvement:
 
 rule ablation:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
         png=report(
-            "results/figures/{ablation}.png",
+            f"{OUT}/figures/{{ablation}}.png",
             caption="../report/ablation.rst",
             category="4. Ablations",
         ),
-        pdf="results/figures/{ablation}.pdf",
+        pdf=f"{OUT}/figures/{{ablation}}.pdf",
     log:
-        "results/logs/figures/{ablation}.log",
+        f"{OUT}/logs/figures/{{ablation}}.log",
     wildcard_constraints:
         ablation="|".join(a[0] for a in ABLATIONS),
     conda:
@@ -189,16 +189,16 @@ rule ablation:
 
 rule sample_efficiency:
     input:
-        curves="results/curves.parquet",
+        curves=f"{OUT}/curves.parquet",
     output:
         png=report(
-            "results/figures/sample_efficiency.png",
+            f"{OUT}/figures/sample_efficiency.png",
             caption="../report/sample_efficiency.rst",
             category="5. Learning curves",
         ),
-        pdf="results/figures/sample_efficiency.pdf",
+        pdf=f"{OUT}/figures/sample_efficiency.pdf",
     log:
-        "results/logs/figures/sample_efficiency.log",
+        f"{OUT}/logs/figures/sample_efficiency.log",
     conda:
         "../envs/analysis.yaml"
     params:
@@ -214,17 +214,17 @@ rule sample_efficiency:
 
 rule cost_table:
     input:
-        scores="results/scores.parquet",
+        scores=f"{OUT}/scores.parquet",
     output:
-        md="results/tables/costs.md",
-        csv="results/tables/costs.csv",
+        md=f"{OUT}/tables/costs.md",
+        csv=f"{OUT}/tables/costs.csv",
         html=report(
-            "results/tables/costs.html",
+            f"{OUT}/tables/costs.html",
             caption="../report/costs.rst",
             category="6. Cost",
         ),
     log:
-        "results/logs/tables/costs.log",
+        f"{OUT}/logs/tables/costs.log",
     conda:
         "../envs/analysis.yaml"
     params:

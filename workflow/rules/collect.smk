@@ -13,10 +13,10 @@ rule collect:
         evals=checked_run_eval_files,
         infos=run_info_files(),
     output:
-        scores="results/scores.parquet",
-        curves="results/curves.parquet",
+        scores=f"{OUT}/scores.parquet",
+        curves=f"{OUT}/curves.parquet",
     log:
-        "results/logs/collect.log",
+        f"{OUT}/logs/collect.log",
     conda:
         "../envs/analysis.yaml"
     script:

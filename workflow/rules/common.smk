@@ -48,6 +48,9 @@ def _settings_key():
 # and the paper grid live side by side (results/README.md).
 SETTINGS = _settings_key()
 RUNS = f"results/runs/{SETTINGS}"
+# Where this grid's collected scores, tables, figures and analysis logs go (config "results":
+# results/ for the paper and smoke grids, results/cpu_learning for the CPU learning check).
+OUT = config["results"]
 
 
 def run_dir(game, variant, seed):
@@ -144,22 +147,34 @@ def figure_stems():
 
 def all_targets():
     targets = [
-        "results/scores.parquet",
-        "results/curves.parquet",
-        *expand("results/tables/per_game.{ext}", ext=["md", "csv", "tex", "html"]),
-        *expand("results/tables/aggregates.{ext}", ext=["md", "json", "html"]),
-        *expand("results/tables/costs.{ext}", ext=["md", "csv", "html"]),
+        f"{OUT}/scores.parquet",
+        f"{OUT}/curves.parquet",
+        *expand(f"{OUT}/tables/per_game.{{ext}}", ext=["md", "csv", "tex", "html"]),
+        *expand(f"{OUT}/tables/aggregates.{{ext}}", ext=["md", "json", "html"]),
+        *expand(f"{OUT}/tables/costs.{{ext}}", ext=["md", "csv", "html"]),
     ]
     if REPRODUCE in VARIANTS:
         targets += expand(
-            "results/tables/reproduction.{ext}", ext=["md", "csv", "tex", "html"]
+            f"{OUT}/tables/reproduction.{{ext}}", ext=["md", "csv", "tex", "html"]
         )
     targets += expand(
-        "results/figures/{stem}.{ext}", stem=figure_stems(), ext=["png", "pdf"]
+        f"{OUT}/figures/{{stem}}.{{ext}}", stem=figure_stems(), ext=["png", "pdf"]
     )
     if config["sequence_benchmark"]["enabled"]:
-        targets.append("results/tables/sequence_speed.html")
+        targets.append(f"{OUT}/tables/sequence_speed.html")
+    if config["random_episodes"] > 0:  # agent vs the random policy (learning.smk)
+        targets += expand(f"{OUT}/tables/learning.{{ext}}", ext=["md", "csv", "html"])
+        targets += expand(f"{OUT}/figures/learning_curves.{{ext}}", ext=["png", "pdf"])
     return targets
+
+
+def random_policy_args():
+    """`python -m drama.random_policy` options: the grid's preset and trainer settings (their
+    env.* protocol settings apply; the rest is resolved and checked, then unused)."""
+    args = ["--preset", config["preset"], "--episodes", str(config["random_episodes"])]
+    for assignment in trainer_sets():
+        args += ["--set", shlex.quote(assignment)]
+    return " ".join(args)
 
 
 def ablation_pair(name):

@@ -6,9 +6,9 @@ rule sequence_benchmark:
     input:
         script="benchmarks/sequence_speed.py",
     output:
-        "results/benchmarks/sequence_speed.csv",
+        f"{OUT}/benchmarks/sequence_speed.csv",
     log:
-        "results/logs/benchmarks/sequence_speed.log",
+        f"{OUT}/logs/benchmarks/sequence_speed.log",
     conda:
         "../../environment.yml"
     params:
@@ -19,21 +19,21 @@ rule sequence_benchmark:
 
 rule sequence_scaling:
     input:
-        csv="results/benchmarks/sequence_speed.csv",
+        csv=f"{OUT}/benchmarks/sequence_speed.csv",
     output:
         png=report(
-            "results/figures/sequence_scaling.png",
+            f"{OUT}/figures/sequence_scaling.png",
             caption="../report/sequence_scaling.rst",
             category="7. Sequence scaling",
         ),
-        pdf="results/figures/sequence_scaling.pdf",
+        pdf=f"{OUT}/figures/sequence_scaling.pdf",
         html=report(
-            "results/tables/sequence_speed.html",
+            f"{OUT}/tables/sequence_speed.html",
             caption="../report/sequence_scaling.rst",
             category="7. Sequence scaling",
         ),
     log:
-        "results/logs/figures/sequence_scaling.log",
+        f"{OUT}/logs/figures/sequence_scaling.log",
     conda:
         "../envs/analysis.yaml"
     params:
