@@ -347,7 +347,7 @@ def test_documented_commands_work():
     header = [ln for ln in (ROOT / "Snakefile").read_text().splitlines() if ln.startswith("#")]
     cmds = [ln.split(":", 1)[1].strip() for ln in header if re.match(r"#\s+[\w ()]+:\s+snake", ln)]
     cmds = [c for c in cmds if "--profile slurm" not in c]  # SLURM: test_slurm_profile_...
-    assert len(cmds) == 3, header
+    assert len(cmds) == 4, header
     for cmd in cmds:
         proc = snakemake(*cmd.split()[1:], "-n", "--quiet", "rules")
         assert proc.returncode == 0, (cmd, proc.stderr[-2000:])
