@@ -47,6 +47,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/replay_sampling.py
 	$(PY) benchmarks/sequence_speed.py
 	$(PY) benchmarks/world_model_update.py
+	$(PY) benchmarks/conv_layout.py
 	$(PY) benchmarks/analysis_speed.py
 
 # Delete every workflow output under results/ (training runs included!) except its README.

@@ -129,12 +129,12 @@ def plot_learning_curves(agent: pd.DataFrame, random: pd.DataFrame, out_png: str
         raise ValueError(f"no evaluations of variant {variant!r}")
     colors = method_colors([variant, "random"])
     fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.4), squeeze=False)
-    for ax, g in zip(axes[0], games):
+    for ax, g in zip(axes[0], games, strict=True):
         run = runs[runs["game"] == g]
         if run.empty:
             raise ValueError(f"no evaluations of variant {variant!r} on {g}")
         points = run.groupby(["seed", "env_step"])["return"].mean().reset_index()
-        for i, (seed, pts) in enumerate(points.groupby("seed")):
+        for i, (_, pts) in enumerate(points.groupby("seed")):
             ax.plot(pts["env_step"], pts["return"], color=colors[variant], alpha=0.35, lw=1,
                     marker="o", ms=3, label="runs (one per seed)" if i == 0 else None)
         mean = points.groupby("env_step")["return"].mean()

@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     r = frame["return"]
-    print(f"random policy, {args.game}: mean return {r.mean():g} +- {r.std(ddof=1) / np.sqrt(len(r)):g}"
-          f" (SE) over {len(r)} episodes, mean length {frame['length'].mean():.0f} steps, "
+    se = r.std(ddof=1) / np.sqrt(len(r))
+    print(f"random policy, {args.game}: mean return {r.mean():g} +- {se:g} (SE) over {len(r)} "
+          f"episodes, mean length {frame['length'].mean():.0f} steps, "
           f"{time.time() - t0:.0f} s", flush=True)
     return 0
 

@@ -586,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", required=True,
                    help="drama | uniform | mamba1 | transformer | gru")
     p.add_argument("--out", required=True, help="run directory (rerun to resume)")
-    p.add_argument("--preset", default="atari100k", help="atari100k (paper) | debug (CPU-sized plumbing check) | cpu (CPU learning check)")
+    p.add_argument("--preset", default="atari100k",
+                   help="atari100k (paper) | debug (CPU plumbing check) | cpu (CPU learning check)")
     p.add_argument("--steps", type=int, default=None, help="env steps (overrides train.steps)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set world_model.lr=1e-4 (repeatable)")

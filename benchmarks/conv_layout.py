@@ -1,0 +1,62 @@
+"""Forward+backward time of the world model's conv encoder and decoder on the CPU, NCHW against
+channels-last (NHWC), at one thread: why both run channels-last on the CPU (drama/networks.py).
+
+    python benchmarks/conv_layout.py [--batch 512] [--depth 4] [--latent 256] [--repeats 3]
+
+Prints one JSON line: ms per forward+backward of each module in each layout and the speed-ups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from drama.networks import Decoder, Encoder
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up (oneDNN primitive creation)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats * 1e3
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=512, help="frames (cpu preset: 16 x 32)")
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--latent", type=int, default=256, help="decoder input width")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    enc = Encoder(depth=args.depth)
+    dec = Decoder(args.latent, enc.feature_shape, depth=args.depth)
+    x = torch.rand(args.batch, 3, 64, 64)
+    z = torch.randn(args.batch, args.latent)
+
+    def encoder(layout):
+        return lambda: enc.net(x.contiguous(memory_format=layout)).sum().backward()
+
+    def decoder(layout):
+        def f():
+            h = dec.stem(z).reshape(args.batch, *dec.feature_shape).contiguous(memory_format=layout)
+            torch.sigmoid(dec.net(dec.stem_norm(h))).sum().backward()
+        return f
+
+    out = {"batch": args.batch, "depth": args.depth, "threads": args.threads}
+    for name, make in (("encoder", encoder), ("decoder", decoder)):
+        nchw = _time(make(torch.contiguous_format), args.repeats)
+        nhwc = _time(make(torch.channels_last), args.repeats)
+        out[name] = {"nchw_ms": round(nchw, 1), "channels_last_ms": round(nhwc, 1),
+                     "speedup": round(nchw / nhwc, 2)}
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
