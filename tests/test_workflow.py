@@ -212,6 +212,27 @@ def test_paper_grid_dry_run_lists_390_training_jobs():
     assert counts["ablation"] == 2  # DFS vs uniform, Mamba-2 vs Mamba-1
 
 
+def test_cpu_learning_grid_has_its_own_results_folder_and_random_baseline():
+    """config/cpu_learning.yaml: 2 games x 2 seeds at the cpu preset, a random policy per game,
+    the learning table/figure, and every analysis output under results/cpu_learning/."""
+    proc = snakemake("-n", "-p", "--forceall", "--configfile", "config/cpu_learning.yaml",
+                     "--workflow-profile", "profiles/cpu")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    counts = _job_counts(out)
+    assert (counts["train"], counts["random_policy"], counts["learning"]) == (4, 2, 1)
+    assert "--out results/runs/cpu/Krull/drama/seed1 --preset cpu --device cpu" in out
+    assert "--game Boxing --out results/cpu_learning/random/Boxing.parquet --preset cpu" in out
+    outputs = [p for line in re.findall(r"^\s+output: (.+)$", out, re.M)
+               for p in line.split(", ")]
+    analysis = [p for p in outputs if not p.startswith("results/runs/")]
+    assert analysis and all(p.startswith("results/cpu_learning/") for p in analysis), analysis
+    assert "results/cpu_learning/figures/learning_curves.png" in analysis
+    for bad in ("/tmp/elsewhere", "results/../x", "out"):
+        with pytest.raises(Exception, match="results"):
+            validated({**PAPER, "results": bad})
+
+
 def test_corrected_ablation_is_one_config_away():
     """`--config variants='[drama,corrected]'` plans both variants and the corrections figure."""
     proc = snakemake("-n", "--quiet", "rules", "--config", "variants=[drama,corrected]")
