@@ -28,6 +28,7 @@ from analysis.tables import DASH, _md_row, _mkparent, write_html_table
 
 EPISODE_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
 Z_BAR = 3.0
+PALETTE_SAMPLED = "#009E73"  # Okabe-Ito green (the variant and random take blue and orange)
 
 
 def load_episodes(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -55,27 +56,37 @@ def verdict(z: float) -> str:
 
 
 def learning_frame(agent: pd.DataFrame, random: pd.DataFrame, variant: str = "drama",
-                   games: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per game: per-seed scores, agent and random mean +- SE, gap, z, verdict."""
+                   games: Sequence[str] | None = None,
+                   sampled: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per game and evaluation policy: ``greedy`` (the runs' final evaluations, the
+    official protocol and the runs' scores) and, when ``sampled`` episodes are given
+    (drama.evaluate_run), ``sampled``: per-seed scores, agent and random mean +- SE, gap, z,
+    verdict."""
     final = agent[(agent["variant"] == variant) & agent["final"].astype(bool)]
     games = list(games) if games is not None else sorted(final["game"].unique())
+    policies = [("greedy", final)]
+    if sampled is not None:
+        policies.append(("sampled", sampled[sampled["variant"] == variant]))
     rows = []
     for g in games:
-        a, r = final[final["game"] == g], random[random["game"] == g]
-        if a.empty:
-            raise ValueError(f"no final evaluation of variant {variant!r} on {g}")
+        r = random[random["game"] == g]
         if r.empty:
             raise ValueError(f"no random-policy episodes for {g}")
-        seeds = a.groupby("seed")["return"].mean()
-        mean_a, se_a = float(a["return"].mean()), _se(a["return"])
-        mean_r, se_r = float(r["return"].mean()), _se(r["return"])
-        se_gap = float(np.hypot(se_a, se_r))
-        gap = mean_a - mean_r
-        z = gap / se_gap if se_gap > 0 else float("nan")
-        rows.append({"game": g, "seed_scores": {int(s): float(v) for s, v in seeds.items()},
-                     "agent_mean": mean_a, "agent_se": se_a, "agent_episodes": len(a),
-                     "random_mean": mean_r, "random_se": se_r, "random_episodes": len(r),
-                     "gap": gap, "gap_se": se_gap, "z": z, "verdict": verdict(z)})
+        for policy, episodes in policies:
+            a = episodes[episodes["game"] == g]
+            if a.empty:
+                raise ValueError(f"no {policy} final evaluation of variant {variant!r} on {g}")
+            seeds = a.groupby("seed")["return"].mean()
+            mean_a, se_a = float(a["return"].mean()), _se(a["return"])
+            mean_r, se_r = float(r["return"].mean()), _se(r["return"])
+            se_gap = float(np.hypot(se_a, se_r))
+            gap = mean_a - mean_r
+            z = gap / se_gap if se_gap > 0 else float("nan")
+            rows.append({"game": g, "policy": policy,
+                         "seed_scores": {int(s): float(v) for s, v in seeds.items()},
+                         "agent_mean": mean_a, "agent_se": se_a, "agent_episodes": len(a),
+                         "random_mean": mean_r, "random_se": se_r, "random_episodes": len(r),
+                         "gap": gap, "gap_se": se_gap, "z": z, "verdict": verdict(z)})
     return pd.DataFrame(rows)
 
 
@@ -87,19 +98,22 @@ def write_learning_table(frame: pd.DataFrame, out_md: str | Path, out_csv: str |
                          out_html: str | Path | None = None, steps: int | None = None) -> None:
     """Markdown, CSV (flat: one seed_<n> column per seed) and an HTML page for the report."""
     seeds = sorted({s for d in frame["seed_scores"] for s in d})
-    header = ["Game", *[f"seed {s}" for s in seeds], "Agent (mean ± SE)", "Random (mean ± SE)",
-              "Gap ± SE", "z", "Verdict"]
+    header = ["Game", "Policy", *[f"seed {s}" for s in seeds], "Agent (mean ± SE)",
+              "Random (mean ± SE)", "Gap ± SE", "z", "Verdict"]
     rows = []
     for _, r in frame.iterrows():
-        rows.append([r["game"], *[_num(r["seed_scores"].get(s, np.nan)) for s in seeds],
+        rows.append([r["game"], r["policy"],
+                     *[_num(r["seed_scores"].get(s, np.nan)) for s in seeds],
                      f"{_num(r['agent_mean'])} ± {_num(r['agent_se'])} (n={r['agent_episodes']})",
                      f"{_num(r['random_mean'])} ± {_num(r['random_se'])} "
                      f"(n={r['random_episodes']})",
                      f"{_num(r['gap'])} ± {_num(r['gap_se'])}",
                      DASH if not np.isfinite(r["z"]) else f"{r['z']:.1f}", r["verdict"]])
     at = f" after {steps:,} agent steps" if steps else ""
-    note = (f"Final-evaluation return per seed{at} (greedy, the run's final episodes); agent "
-            "and random: mean ± standard error over the pooled episodes (n); z = gap / SE(gap); "
+    note = (f"Final-evaluation return per seed{at}: greedy = the run's final evaluation (argmax "
+            "actions, the official protocol, the run's score); sampled = the same checkpoint and "
+            "episode seeds with actions sampled from the policy (drama.evaluate_run). Agent and "
+            "random: mean ± standard error over the pooled episodes (n); z = gap / SE(gap); "
             f"learned: z >= {Z_BAR:g}. Random: uniform actions under the same protocol and "
             "evaluation (drama.random_policy).")
     _mkparent(out_md)
@@ -108,7 +122,7 @@ def write_learning_table(frame: pd.DataFrame, out_md: str | Path, out_csv: str |
     Path(out_md).write_text("\n".join(lines))
     flat = frame.drop(columns=["seed_scores"]).copy()
     for s in seeds:
-        flat.insert(1 + seeds.index(s), f"seed_{s}",
+        flat.insert(2 + seeds.index(s), f"seed_{s}",
                     [d.get(s, np.nan) for d in frame["seed_scores"]])
     _mkparent(out_csv)
     flat.to_csv(out_csv, index=False)
@@ -118,9 +132,12 @@ def write_learning_table(frame: pd.DataFrame, out_md: str | Path, out_csv: str |
 
 
 def plot_learning_curves(agent: pd.DataFrame, random: pd.DataFrame, out_png: str | Path,
-                         variant: str = "drama", games: Sequence[str] | None = None):
-    """Per game: each seed's evaluation returns against agent steps (periodic evaluations
-    and the final one), their mean, and the random policy's mean ± 1 SE band."""
+                         variant: str = "drama", games: Sequence[str] | None = None,
+                         sampled: pd.DataFrame | None = None):
+    """Per game: each seed's (greedy) evaluation returns against agent steps (periodic
+    evaluations and the final one), their mean, the sampled-action evaluation of the final
+    checkpoints (mean ± 1 SE over the pooled episodes) when given, and the random policy's
+    mean ± 1 SE band."""
     import matplotlib.pyplot as plt
 
     runs = agent[agent["variant"] == variant]
@@ -139,7 +156,14 @@ def plot_learning_curves(agent: pd.DataFrame, random: pd.DataFrame, out_png: str
                     marker="o", ms=3, label="runs (one per seed)" if i == 0 else None)
         mean = points.groupby("env_step")["return"].mean()
         ax.plot(mean.index, mean.values, color=colors[variant], lw=2.2,
-                label=f"{variant}, mean of {points['seed'].nunique()} seeds")
+                label=f"{variant} greedy, mean of {points['seed'].nunique()} seeds")
+        if sampled is not None:
+            sp = sampled[(sampled["variant"] == variant) & (sampled["game"] == g)]
+            if not sp.empty:
+                ax.errorbar([sp["env_step"].max()], [sp["return"].mean()],
+                            yerr=[_se(sp["return"])], color=PALETTE_SAMPLED, marker="D",
+                            ms=6, capsize=3, ls="none",
+                            label=f"{variant} sampled actions, final checkpoints")
         r = random[random["game"] == g]["return"]
         if not r.empty:
             m, se = float(r.mean()), _se(r)

@@ -75,8 +75,10 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu",
-             env_fn: Callable[..., Any] | None = None) -> LoadedRun:
-    """Config, checkpoint, networks and replay of ``run_dir`` (checkpoint read on the CPU)."""
+             env_fn: Callable[..., Any] | None = None, need_replay: bool = True) -> LoadedRun:
+    """Config, checkpoint, networks and replay of ``run_dir`` (checkpoint read on the CPU).
+    ``need_replay=False``: a finished run's checkpoint without its replay is fine (the replay
+    is then empty)."""
     from drama.train import atari_env_fn, resolve_device
 
     run_dir = Path(run_dir)
@@ -101,7 +103,7 @@ def load_run(run_dir: str | Path, device: str = "cpu",
     missing = [k for k in ("config", "wm", "ac") if k not in ck]
     if missing:
         raise DiagnoseError(f"checkpoint {ck_path} lacks {missing}: not a drama.train checkpoint")
-    if "replay" not in ck:
+    if need_replay and "replay" not in ck:
         raise DiagnoseError(
             f"checkpoint {ck_path} holds no replay: the run finished and dropped it "
             f"(train.keep_replay=false); the diagnosis needs the replay, so train with "
@@ -129,7 +131,8 @@ def load_run(run_dir: str | Path, device: str = "cpu",
     try:
         wm.load_state_dict(ck["wm"])
         ac.load_state_dict(ck["ac"])
-        replay.load_state_dict(ck["replay"])
+        if "replay" in ck:
+            replay.load_state_dict(ck["replay"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise DiagnoseError(f"checkpoint {ck_path} does not fit the networks of {cfg_path} "
                             f"({num_actions} actions): {e}") from e

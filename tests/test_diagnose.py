@@ -7,11 +7,12 @@ import math
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from drama.agent import lambda_return
-from drama.checkpoint import CHECKPOINT_NAME
+from drama.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from drama.diagnose import (discounted_return, imagination_report, load_run, main,
                             matched_return, world_model_report)
 from drama.train import main as train_main
@@ -231,3 +232,35 @@ def test_discounted_and_matched_returns():
                                               "dreamerv3"), discounted_return(rewards, gamma))
     with pytest.raises(ValueError, match="unknown return form"):
         matched_return(rewards, terminal, gamma, lam, "bogus")
+
+
+@pytest.mark.slow
+def test_evaluate_run_replays_the_final_evaluation_and_samples(boxing_run, tmp_path, capsys):
+    """drama.evaluate_run: greedy on the final evaluation's seeds is the run's own final
+    evaluation, bit for bit; sampled is its own (seeded) stream; a finished checkpoint without
+    its replay is fine; bad input is exit code 2 with nothing written."""
+    from drama.evaluate_run import evaluate_run
+    from drama.evaluate_run import main as evaluate_main
+
+    run = tmp_path / "run"
+    shutil.copytree(boxing_run, run)
+    ck = load_checkpoint(run / CHECKPOINT_NAME)
+    del ck["replay"]  # as a finished run keeps it (train.keep_replay=false)
+    save_checkpoint(run / CHECKPOINT_NAME, ck)
+    own = pd.read_parquet(run / "eval.parquet")
+    own = own[own["final"]].reset_index(drop=True)
+    greedy = evaluate_run(run, len(own), "greedy")
+    pd.testing.assert_frame_equal(greedy.drop(columns="policy"), own)
+    sampled = evaluate_run(run, 2, "sampled")
+    assert (sampled["policy"] == "sampled").all() and len(sampled) == 2
+    assert (sampled["env_step"] == 150).all() and sampled["final"].all()
+    pd.testing.assert_frame_equal(evaluate_run(run, 2, "sampled"), sampled)
+    out = tmp_path / "e.parquet"
+    assert evaluate_main([str(run), "--episodes", "2", "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), sampled)
+    for argv, msg in (([str(tmp_path / "nope")], "does not exist"),
+                      ([str(run), "--policy", "argmax"], "--policy must be one of"),
+                      ([str(run), "--episodes", "0"], "--episodes must be >= 1")):
+        bad = tmp_path / "bad.parquet"
+        assert evaluate_main([*argv, "--out", str(bad)]) == 2
+        assert msg in capsys.readouterr().err and not bad.exists()

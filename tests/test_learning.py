@@ -57,6 +57,15 @@ def test_learning_statistics_match_a_direct_computation(agent_and_random):
     assert box["z"] == pytest.approx(z) and z > 3 and box["verdict"] == "learned"
     assert (box["agent_episodes"], box["random_episodes"]) == (8, 6)
     assert frame.loc["Krull", "verdict"] == "not separable"
+    assert (frame["policy"] == "greedy").all()
+    # sampled-action evaluations (drama.evaluate_run) give a second row per game
+    sampled = pd.concat([episodes("Boxing", "drama", 0, 1000, [1, -1], True),
+                         episodes("Boxing", "drama", 1, 1000, [0, 2], True)], ignore_index=True)
+    both = learning_frame(agent, random, games=["Boxing"], sampled=sampled)
+    assert list(both["policy"]) == ["greedy", "sampled"]
+    row = both.iloc[1]
+    assert row["seed_scores"] == {0: 0.0, 1: 1.0} and row["agent_mean"] == pytest.approx(0.5)
+    assert row["agent_episodes"] == 4 and row["verdict"] == "not separable"
     assert [verdict(v) for v in (3.0, 2.9, -2.9, -3.0, float("nan"))] == [
         "learned", "not separable", "not separable", "below random", "n/a"]
 
@@ -84,7 +93,8 @@ def test_learning_table_and_curves_are_written(agent_and_random, tmp_path):
     csv = pd.read_csv(tmp_path / "t.csv").set_index("game")
     assert csv.loc["Boxing", "seed_0"] == 13.0 and csv.loc["Krull", "seed_1"] == 1250.0
     assert "<table>" in (tmp_path / "t.html").read_text()
-    plot_learning_curves(agent, random, tmp_path / "curves.png")
+    plot_learning_curves(agent, random, tmp_path / "curves.png",
+                         sampled=agent[agent["final"] & (agent["variant"] == "drama")])
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert (tmp_path / "curves.pdf").stat().st_size > 0
     bad = tmp_path / "bad.parquet"

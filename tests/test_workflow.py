@@ -221,6 +221,7 @@ def test_cpu_learning_grid_has_its_own_results_folder_and_random_baseline():
     assert proc.returncode == 0, out[-3000:]
     counts = _job_counts(out)
     assert (counts["train"], counts["random_policy"], counts["learning"]) == (4, 2, 1)
+    assert counts["sampled_eval"] == 4  # each final checkpoint, sampled actions
     assert "--out results/runs/cpu/Krull/drama/seed1 --preset cpu --device cpu" in out
     assert "--game Boxing --out results/cpu_learning/random/Boxing.parquet --preset cpu" in out
     outputs = [p for line in re.findall(r"^\s+output: (.+)$", out, re.M)

@@ -119,9 +119,14 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     for game in ("Pong", "MsPacman"):
         rand = pd.read_parquet(wd / f"results/random/{game}.parquet")
         assert len(rand) == 2 and (rand["variant"] == "random").all(), rand
-    learning = pd.read_csv(wd / "results/tables/learning.csv").set_index("game")
-    assert list(learning.index) == ["Pong", "MsPacman"]
-    assert (learning["agent_episodes"] == 4).all() and (learning["random_episodes"] == 2).all()
+    learning = pd.read_csv(wd / "results/tables/learning.csv")
+    assert list(zip(learning["game"], learning["policy"], strict=True)) == [
+        ("Pong", "greedy"), ("Pong", "sampled"), ("MsPacman", "greedy"), ("MsPacman", "sampled")]
+    # greedy: 2 seeds x 2 final episodes; sampled: 2 seeds x 1 episode (drama.evaluate_run)
+    assert list(learning["agent_episodes"]) == [4, 2, 4, 2]
+    assert (learning["random_episodes"] == 2).all()
+    sampled = pd.read_parquet(wd / "results/sampled/Pong/drama/seed1.parquet")
+    assert len(sampled) == 1 and (sampled["policy"] == "sampled").all()
     assert set(learning["verdict"]) <= {"learned", "not separable", "below random", "n/a"}
     for train_log in wd.glob("results/logs/runs/*/*/*/seed*/train.log"):
         assert "slurm_job_id=none" in train_log.read_text()  # ran locally, not under SLURM

@@ -168,6 +168,19 @@ def all_targets():
     return targets
 
 
+def sampled_eval_files():
+    """Sampled-action evaluations of the final checkpoints (config sampled_episodes > 0): one
+    file per run of the reproduced variant, made by the sampled_eval rule (learning.smk).
+    """
+    if config["sampled_episodes"] == 0:
+        return []
+    return expand(
+        f"{OUT}/sampled/{{game}}/{REPRODUCE}/seed{{seed}}.parquet",
+        game=GAMES,
+        seed=SEEDS,
+    )
+
+
 def random_policy_args():
     """`python -m drama.random_policy` options: the grid's preset and trainer settings (their
     env.* protocol settings apply; the rest is resolved and checked, then unused)."""

@@ -21,10 +21,28 @@ rule random_policy:
         " {params.args} > {log} 2>&1"
 
 
+rule sampled_eval:
+    input:
+        f"{RUNS}/{{game}}/{{variant}}/seed{{seed}}/eval.parquet",
+    output:
+        f"{OUT}/sampled/{{game}}/{{variant}}/seed{{seed}}.parquet",
+    log:
+        f"{OUT}/logs/sampled/{{game}}/{{variant}}/seed{{seed}}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        run=subpath(input[0], parent=True),
+        episodes=config["sampled_episodes"],
+    shell:
+        "python -m drama.evaluate_run {params.run} --policy sampled"
+        " --episodes {params.episodes} --out {output} > {log} 2>&1"
+
+
 rule learning:
     input:
         evals=checked_run_eval_files,
         random=expand(f"{OUT}/random/{{game}}.parquet", game=GAMES),
+        sampled=sampled_eval_files(),
     output:
         md=f"{OUT}/tables/learning.md",
         csv=f"{OUT}/tables/learning.csv",

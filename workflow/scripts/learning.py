@@ -15,8 +15,11 @@ sys.stderr = open(sm.log[0], "w")
 
 agent = load_episodes(sm.input.evals)
 random = load_episodes(sm.input.random)
-frame = learning_frame(agent, random, variant=sm.params.variant, games=sm.params.games)
+sampled_files = list(getattr(sm.input, "sampled", []))
+sampled = load_episodes(sampled_files) if sampled_files else None
+frame = learning_frame(agent, random, variant=sm.params.variant, games=sm.params.games,
+                       sampled=sampled)
 write_learning_table(frame, sm.output.md, sm.output.csv, sm.output.html, steps=sm.params.steps)
 plot_learning_curves(agent, random, sm.output.png, variant=sm.params.variant,
-                     games=sm.params.games)
+                     games=sm.params.games, sampled=sampled)
 print(frame.drop(columns=["seed_scores"]).to_string(), file=sys.stderr)

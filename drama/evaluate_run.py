@@ -1,0 +1,96 @@
+"""Evaluate a run's current checkpoint again, greedy or with sampled actions.
+
+    python -m drama.evaluate_run RUN_DIR --episodes 8 --policy sampled --out FILE.parquet \
+        [--device cpu]
+
+The run's own evaluations are greedy (``train.eval_greedy``, as the official code evaluates:
+argmax of the policy). After a short run the policy can still be close to uniform, and its
+argmax is then an almost arbitrary fixed action: a greedy score says little about what the
+policy learned. This command plays ``--episodes`` evaluation episodes with the run's acting rule
+(``drama.evaluate.evaluate``, the networks of ``RUN_DIR/checkpoint.pt`` built as the trainer
+builds them), on the episode seeds of the run's final evaluation (the same starts for greedy and
+sampled; ``--policy greedy --episodes <train.final_eval_episodes>`` replays the run's final
+evaluation exactly), and writes one row per episode with the columns of a run's eval.parquet plus
+``policy`` (greedy | sampled). Nothing in RUN_DIR is changed. The CPU learning check
+(config/cpu_learning.yaml) reports the sampled policy next to the greedy score.
+Exit codes: 0 done, 2 a user error (missing/corrupt run files, bad option; nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drama.diagnose import DiagnoseError, load_run
+from drama.evaluate import derive_seed, evaluate
+from drama.run_io import atomic_write_parquet
+from drama.train import _EVAL_EPISODE, _EVAL_TORCH, EVAL_COLUMNS
+
+POLICIES = ("greedy", "sampled")
+
+
+def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
+                 device: str = "cpu") -> pd.DataFrame:
+    """``episodes`` evaluation episodes of the run's checkpoint; one row per episode."""
+    if policy not in POLICIES:
+        raise ValueError(f"--policy must be one of {POLICIES}, got {policy!r}")
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    try:
+        run = load_run(run_dir, device, need_replay=False)
+    except DiagnoseError as e:
+        raise ValueError(str(e)) from None
+    c = run.cfg
+    step = int((run.ck.get("loop") or run.ck)["step"])
+    batch = min(c.train.eval_batch, episodes)
+    envs = [run.env_fn(derive_seed(c.seed, _EVAL_EPISODE, 0, i), evaluation=True)
+            for i in range(batch)]
+    seeds = [derive_seed(c.seed, _EVAL_EPISODE, step, i) for i in range(episodes)]
+    greedy = policy == "greedy"
+    # greedy: the trainer's own seeds, so it replays the run's final evaluation exactly (same
+    # weights, episode seeds, batch and latent draws); sampled: its own latent/action stream
+    torch_seed = (derive_seed(c.seed, _EVAL_TORCH, step) if greedy
+                  else derive_seed(c.seed, _EVAL_TORCH, step, 1))
+    res = evaluate(run.wm, run.ac, envs, seeds, greedy=greedy, torch_seed=torch_seed,
+                   device=run.device)
+    for env in envs:
+        env.close()
+    frame = pd.DataFrame([{"game": c.game, "variant": c.variant, "seed": c.seed,
+                           "env_step": step, "episode": i, "return": r, "length": n,
+                           "final": True} for i, (r, n) in enumerate(res)], columns=EVAL_COLUMNS)
+    frame = frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
+                          "return": "float64", "length": "int64", "final": "bool"})
+    frame["policy"] = policy
+    return frame
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run_dir")
+    p.add_argument("--episodes", type=int, default=8)
+    p.add_argument("--policy", default="sampled", help="sampled | greedy")
+    p.add_argument("--out", required=True, help="parquet file to write")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    try:
+        frame = evaluate_run(args.run_dir, args.episodes, args.policy, args.device)
+        atomic_write_parquet(Path(args.out), frame)
+    except (ValueError, OSError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    r = frame["return"]
+    se = r.std(ddof=1) / np.sqrt(len(r)) if len(r) > 1 else float("nan")
+    print(f"{args.run_dir}: {args.policy} policy at step {frame['env_step'].iloc[0]}: mean "
+          f"return {r.mean():g} +- {se:g} (SE) over {len(r)} episodes, {time.time() - t0:.0f} s",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
