@@ -177,8 +177,8 @@ def plot_learning_curves(agent: pd.DataFrame, random: pd.DataFrame, out_png: str
         ax.set_xlim(left=0)
     axes[0][0].set_ylabel("evaluation return (greedy)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
-               bbox_to_anchor=(0.5, -0.08))
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 2), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout()
     save_figure(fig, out_png)
     return fig
