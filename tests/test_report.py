@@ -34,13 +34,13 @@ SMOKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "con
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
-CATEGORIES = ["1. Reproduction", "2. Aggregates", "3. Per game", "4. Ablations",
-              "5. Learning curves", "6. Cost", "7. Sequence scaling"]
+CATEGORIES = ["0. Does it learn?", "1. Reproduction", "2. Aggregates", "3. Per game",
+              "4. Ablations", "5. Learning curves", "6. Cost", "7. Sequence scaling"]
 TABLES = ["reproduction.html", "aggregates.html", "per_game.html", "costs.html",
-          "sequence_speed.html"]
+          "sequence_speed.html", "learning.html"]
 FIGURES = ["reproduction.png", "aggregates.png", "performance_profiles.png",
            "probability_of_improvement.png", "ablation_dfs.png", "sample_efficiency.png",
-           "sequence_scaling.png"]
+           "sequence_scaling.png", "learning_curves.png"]
 
 
 def chromium() -> str | None:
@@ -62,6 +62,7 @@ def write_hand_made_runs(wd: Path) -> None:
     output formats, plus the sequence benchmark's CSV."""
     rng = np.random.default_rng(0)
     root = runs_root(wd)
+    columns = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
     for game, base in [("Pong", -20.0), ("MsPacman", 300.0)]:
         for variant in ["drama", "uniform"]:
             for seed in [0, 1]:
@@ -71,14 +72,23 @@ def write_hand_made_runs(wd: Path) -> None:
                         for step in (75, 150)]
                 rows += [(game, variant, seed, 160, ep, base + rng.normal(0, 1), 800, True)
                          for ep in range(2)]
-                pd.DataFrame(rows, columns=["game", "variant", "seed", "env_step", "episode",
-                                            "return", "length", "final"]) \
-                    .to_parquet(run / "eval.parquet")
+                pd.DataFrame(rows, columns=columns).to_parquet(run / "eval.parquet")
                 info = {"status": "complete", "game": game, "variant": variant, "preset": "debug",
                         "seed": seed, "env_steps": 160, "steps_target": 160,
                         "wall_time_s": 100.0 + seed, "device": "cpu", "git_commit": "test",
                         "sequence_backend": "torch", "updates": {"world_model": 60}}
                 (run / "run_info.json").write_text(json.dumps(info))
+                if variant == "drama":  # sampled_episodes: 1 (drama.evaluate_run's output)
+                    sampled = wd / f"results/sampled/{game}/drama/seed{seed}.parquet"
+                    sampled.parent.mkdir(parents=True, exist_ok=True)
+                    pd.DataFrame([(game, variant, seed, 160, 0, base + rng.normal(0, 1), 800,
+                                   True, "sampled")], columns=[*columns, "policy"]) \
+                        .to_parquet(sampled)
+        # random_episodes: 2 (drama.random_policy's output)
+        random = wd / f"results/random/{game}.parquet"
+        random.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame([(game, "random", 0, 0, ep, base - 1 + rng.normal(0, 1), 700, True)
+                      for ep in range(2)], columns=columns).to_parquet(random)
     bench = wd / "results/benchmarks/sequence_speed.csv"
     bench.parent.mkdir(parents=True)
     rows = [{"kind": k, "backend": "torch", "device": "cpu", "batch": 4, "length": n,
@@ -152,6 +162,7 @@ def test_report_renders_in_chromium_with_every_table_and_figure(tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "rule train:" not in out and "rule sequence_benchmark:" not in out, out[-3000:]
+    assert "rule sampled_eval:" not in out and "rule random_policy:" not in out, out[-3000:]
     rep = subprocess.run([*SMOKE, "--report", "results/report.html"], cwd=wd, env=workflow_env(),
                          capture_output=True, text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr[-3000:]
