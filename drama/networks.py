@@ -74,8 +74,9 @@ class Encoder(nn.Module):
         assert x.ndim == 4, x.shape
         if x.device.type == "cpu":
             # NHWC on the CPU, as in the Decoder: oneDNN's channels-last convolutions make the
-            # encoder's forward+backward 1.46x faster (batch 512, depth 4, one thread: 860 ->
-            # 588 ms); same computation, not bit-identical to NCHW (summation order)
+            # encoder's forward+backward 1.5x faster (benchmarks/conv_layout.py, batch 512,
+            # depth 4, one thread: 873 -> 580 ms); same computation, not bit-identical to NCHW
+            # (summation order)
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x).flatten(1)  # (N, out_dim)
 
