@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import method_colors, save_figure
+from analysis.scores import read_parquet
 from analysis.tables import DASH, _md_row, _mkparent, write_html_table
 
 EPISODE_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
@@ -35,7 +36,7 @@ def load_episodes(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Concatenate eval.parquet-like episode tables, checking their columns."""
     frames = []
     for p in paths:
-        df = pd.read_parquet(p)
+        df = read_parquet(p, "episode table")
         missing = [c for c in EPISODE_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"{p}: not an episode table (missing columns {missing})")
@@ -72,13 +73,13 @@ def learning_frame(agent: pd.DataFrame, random: pd.DataFrame, variant: str = "dr
         r = random[random["game"] == g]
         if r.empty:
             raise ValueError(f"no random-policy episodes for {g}")
+        mean_r, se_r = float(r["return"].mean()), _se(r["return"])
         for policy, episodes in policies:
             a = episodes[episodes["game"] == g]
             if a.empty:
                 raise ValueError(f"no {policy} final evaluation of variant {variant!r} on {g}")
             seeds = a.groupby("seed")["return"].mean()
             mean_a, se_a = float(a["return"].mean()), _se(a["return"])
-            mean_r, se_r = float(r["return"].mean()), _se(r["return"])
             se_gap = float(np.hypot(se_a, se_r))
             gap = mean_a - mean_r
             z = gap / se_gap if se_gap > 0 else float("nan")

@@ -29,7 +29,7 @@ import pandas as pd
 from drama.diagnose import DiagnoseError, load_run
 from drama.evaluate import derive_seed, evaluate
 from drama.run_io import atomic_write_parquet
-from drama.train import _EVAL_EPISODE, _EVAL_TORCH, EVAL_COLUMNS
+from drama.train import _EVAL_TORCH, episode_frame, eval_env_seed, eval_episode_seeds
 
 POLICIES = ("greedy", "sampled")
 
@@ -48,9 +48,8 @@ def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
     c = run.cfg
     step = int((run.ck.get("loop") or run.ck)["step"])
     batch = min(c.train.eval_batch, episodes)
-    envs = [run.env_fn(derive_seed(c.seed, _EVAL_EPISODE, 0, i), evaluation=True)
-            for i in range(batch)]
-    seeds = [derive_seed(c.seed, _EVAL_EPISODE, step, i) for i in range(episodes)]
+    envs = [run.env_fn(eval_env_seed(c.seed, i), evaluation=True) for i in range(batch)]
+    seeds = eval_episode_seeds(c.seed, step, episodes)
     greedy = policy == "greedy"
     # greedy: the trainer's own seeds, so it replays the run's final evaluation exactly (same
     # weights, episode seeds, batch and latent draws); sampled: its own latent/action stream
@@ -60,11 +59,9 @@ def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
                    device=run.device)
     for env in envs:
         env.close()
-    frame = pd.DataFrame([{"game": c.game, "variant": c.variant, "seed": c.seed,
-                           "env_step": step, "episode": i, "return": r, "length": n,
-                           "final": True} for i, (r, n) in enumerate(res)], columns=EVAL_COLUMNS)
-    frame = frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
-                          "return": "float64", "length": "int64", "final": "bool"})
+    frame = episode_frame([{"game": c.game, "variant": c.variant, "seed": c.seed,
+                            "env_step": step, "episode": i, "return": r, "length": n,
+                            "final": True} for i, (r, n) in enumerate(res)])
     frame["policy"] = policy
     return frame
 

@@ -28,7 +28,7 @@ import pandas as pd
 from drama.config import resolve_config
 from drama.evaluate import derive_seed
 from drama.run_io import atomic_write_parquet
-from drama.train import _EVAL_EPISODE, EVAL_COLUMNS, atari_env_fn
+from drama.train import atari_env_fn, episode_frame, eval_env_seed, eval_episode_seeds
 
 _RANDOM_ACTIONS = 6  # derive_seed stream of the action draws (train.py uses 1-5)
 
@@ -39,12 +39,12 @@ def random_episodes(game: str, episodes: int, seed: int = 0, preset: str = "atar
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     cfg = resolve_config(game, seed, "drama", preset, list(sets), device="cpu")
-    env = atari_env_fn(cfg)(derive_seed(seed, _EVAL_EPISODE, 0, 0), evaluation=True)
+    env = atari_env_fn(cfg)(eval_env_seed(seed, 0), evaluation=True)
     rng = np.random.default_rng(derive_seed(seed, _RANDOM_ACTIONS))
     n_actions = int(env.action_space.n)
     rows = []
-    for i in range(episodes):
-        env.reset(seed=derive_seed(seed, _EVAL_EPISODE, 0, i))
+    for i, episode_seed in enumerate(eval_episode_seeds(seed, 0, episodes)):
+        env.reset(seed=episode_seed)
         ret, length, done = 0.0, 0, False
         while not done:
             _, r, term, trunc, _ = env.step(int(rng.integers(n_actions)))
@@ -54,9 +54,7 @@ def random_episodes(game: str, episodes: int, seed: int = 0, preset: str = "atar
         rows.append({"game": game, "variant": "random", "seed": seed, "env_step": 0,
                      "episode": i, "return": ret, "length": length, "final": True})
     env.close()
-    frame = pd.DataFrame(rows, columns=EVAL_COLUMNS)
-    return frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
-                         "return": "float64", "length": "int64", "final": "bool"})
+    return episode_frame(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

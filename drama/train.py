@@ -65,8 +65,26 @@ from drama.world_model import WorldModel
 
 EnvFn = Callable[..., Any]  # env_fn(seed: int, evaluation: bool) -> gymnasium.Env
 EVAL_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
+_EVAL_DTYPES = {"seed": "int64", "env_step": "int64", "episode": "int64", "return": "float64",
+                "length": "int64", "final": "bool"}
 # seed-derivation purposes (derive_seed(run_seed, PURPOSE, ...))
 _TRAIN_EPISODE, _EVAL_EPISODE, _REPLAY, _WARMUP, _EVAL_TORCH = 1, 2, 3, 4, 5
+
+
+def eval_env_seed(seed: int, i: int) -> int:
+    """Construction seed of the run's i-th evaluation environment."""
+    return derive_seed(seed, _EVAL_EPISODE, 0, i)
+
+
+def eval_episode_seeds(seed: int, step: int, episodes: int) -> list[int]:
+    """Reset seeds of the evaluation episodes at ``step`` (drama.random_policy and
+    drama.evaluate_run use the same, so their episodes start where the run's do)."""
+    return [derive_seed(seed, _EVAL_EPISODE, step, i) for i in range(episodes)]
+
+
+def episode_frame(rows: list[dict]) -> pd.DataFrame:
+    """Evaluation episodes as eval.parquet holds them (EVAL_COLUMNS, fixed dtypes)."""
+    return pd.DataFrame(rows, columns=EVAL_COLUMNS).astype(_EVAL_DTYPES)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -404,9 +422,9 @@ class Trainer:
     def _evaluate(self, episodes: int, final: bool) -> list[dict]:
         c = self.cfg
         while len(self.eval_envs) < min(c.train.eval_batch, episodes):
-            self.eval_envs.append(self.env_fn(derive_seed(c.seed, _EVAL_EPISODE, 0,
-                                                          len(self.eval_envs)), evaluation=True))
-        seeds = [derive_seed(c.seed, _EVAL_EPISODE, self.step, i) for i in range(episodes)]
+            self.eval_envs.append(self.env_fn(eval_env_seed(c.seed, len(self.eval_envs)),
+                                              evaluation=True))
+        seeds = eval_episode_seeds(c.seed, self.step, episodes)
         res = evaluate(self.wm, self.ac, self.eval_envs[:min(c.train.eval_batch, episodes)],
                        seeds, greedy=c.train.eval_greedy,
                        torch_seed=derive_seed(c.seed, _EVAL_TORCH, self.step),
@@ -507,10 +525,7 @@ class Trainer:
         else:
             print("final evaluation found in the checkpoint: writing the outputs", flush=True)
         final_rows = self.final_rows
-        frame = pd.DataFrame(self.eval_rows + final_rows, columns=EVAL_COLUMNS)
-        frame = frame.astype({"seed": "int64", "env_step": "int64", "episode": "int64",
-                              "return": "float64", "length": "int64", "final": "bool"})
-        atomic_write_parquet(self.out / "eval.parquet", frame)
+        atomic_write_parquet(self.out / "eval.parquet", episode_frame(self.eval_rows + final_rows))
         score = float(np.mean([r["return"] for r in final_rows]))
         info = self._write_run_info("complete", score=score)
         self.metrics.close()

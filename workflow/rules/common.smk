@@ -108,14 +108,19 @@ def run_eval_every():
     return int(_resolved_train().eval_every)
 
 
+def _set_args():
+    """trainer_sets() as quoted `--set key=value` options."""
+    return [
+        a for assignment in trainer_sets() for a in ("--set", shlex.quote(assignment))
+    ]
+
+
 def trainer_args():
     """`python -m drama.train` options shared by every run of the grid."""
     args = ["--preset", config["preset"], "--device", config["device"]]
     if config["steps"] is not None:
         args += ["--steps", str(config["steps"])]
-    for assignment in trainer_sets():
-        args += ["--set", shlex.quote(assignment)]
-    return " ".join(args)
+    return " ".join(args + _set_args())
 
 
 def has_variants(*names):
@@ -185,9 +190,7 @@ def random_policy_args():
     """`python -m drama.random_policy` options: the grid's preset and trainer settings (their
     env.* protocol settings apply; the rest is resolved and checked, then unused)."""
     args = ["--preset", config["preset"], "--episodes", str(config["random_episodes"])]
-    for assignment in trainer_sets():
-        args += ["--set", shlex.quote(assignment)]
-    return " ".join(args)
+    return " ".join(args + _set_args())
 
 
 def ablation_pair(name):

@@ -15,8 +15,7 @@ sys.stderr = open(sm.log[0], "w")
 
 agent = load_episodes(sm.input.evals)
 random = load_episodes(sm.input.random)
-sampled_files = list(getattr(sm.input, "sampled", []))
-sampled = load_episodes(sampled_files) if sampled_files else None
+sampled = load_episodes(sm.input.sampled) if sm.input.sampled else None  # sampled_episodes 0
 frame = learning_frame(agent, random, variant=sm.params.variant, games=sm.params.games,
                        sampled=sampled)
 write_learning_table(frame, sm.output.md, sm.output.csv, sm.output.html, steps=sm.params.steps)
