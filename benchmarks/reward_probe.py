@@ -2,7 +2,7 @@
 
     python benchmarks/reward_probe.py --game Krull --preset cpu [--set KEY=VALUE ...]
         [--steps 5000] [--updates 1000] [--every 100] [--heldout 2000] [--seed 0]
-        [--target after]
+        [--target after] [--score-on train]
 
 Fills a replay with ``--steps`` transitions of a uniformly random policy (the training
 environment of drama.train, same protocol), and a held-out set of ``--heldout`` transitions
@@ -19,7 +19,8 @@ the agent's world model has to learn, not a replacement for drama.diagnose.
 predicts r_t, the reward of a_t, before the frame that shows its outcome. ``--target after``
 trains and scores the head on d_t against r_{t-1} (the reward of the previous action, whose
 outcome o_t the model has seen: DreamerV3's convention), to measure how much of the reward is
-predictable only once its outcome is visible. Not an option of the agent.
+predictable only once its outcome is visible. Not an option of the agent. ``--score-on train``
+scores the transitions trained on instead of the held-out ones (can the head fit them at all?).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target", choices=("before", "after"), default="before",
                     help="reward the head on d_t learns: r_t (official) or r_{t-1}")
+    ap.add_argument("--score-on", choices=("heldout", "train"), default="heldout",
+                    help="transitions the reward head is scored on")
     args = ap.parse_args()
     cfg = resolve_config(args.game, args.seed, "drama", args.preset, args.set, device="cpu")
     if cfg.train.torch_threads > 0:
@@ -136,7 +139,7 @@ def main() -> None:
         for k in ("loss/rew", "loss/rec", "kl/dyn"):
             sums[k] = sums.get(k, 0.0) + float(m[k])
         if u % args.every == 0 or u == args.updates:
-            s = score(wm, held, L, after)
+            s = score(wm, train if args.score_on == "train" else held, L, after)
             n = args.every if u % args.every == 0 else u % args.every
             print(f"update {u:5d}  {time.time() - t0:6.0f} s  corr {s['corr']:+.3f}  "
                   f"|pred| rewarded {s['pred_rewarded']:.3f} other {s['pred_other']:.3f}  "
