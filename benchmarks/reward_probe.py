@@ -26,20 +26,22 @@ scores the transitions trained on instead of the held-out ones (can the head fit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
 from drama.config import resolve_config
+from drama.diagnose import REWARD_EPS, _corr, _mean
 from drama.evaluate import derive_seed
 from drama.replay import ReplayBuffer
 from drama.train import atari_env_fn
 from drama.world_model import WorldModel
 
 
-def collect(env_fn, steps: int, seed: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    env = env_fn(seed, evaluation=False)
+def collect(env, steps: int, seed: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``steps`` uniformly random transitions of ``env`` from a reset with ``seed``."""
     n = int(env.action_space.n)
     obs, _ = env.reset(seed=seed)
     out = {k: [] for k in ("obs", "action", "reward", "termination", "is_first")}
@@ -56,7 +58,6 @@ def collect(env_fn, steps: int, seed: int, rng: np.random.Generator) -> dict[str
         if term or trunc:
             obs, _ = env.reset()
             first = True
-    env.close()
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -80,10 +81,17 @@ def score(wm: WorldModel, data: dict[str, np.ndarray], length: int, after: bool,
     p = torch.cat(pred).numpy().astype(np.float64)
     r = previous_rewards(data["reward"], data["is_first"]) if after else data["reward"]
     r = r[:n].astype(np.float64)
-    rewarded = np.abs(r) > 1e-6
-    corr = float(np.corrcoef(p, r)[0, 1]) if p.std() > 0 and r.std() > 0 else float("nan")
-    return {"corr": corr, "pred_rewarded": float(np.abs(p[rewarded]).mean()),
-            "pred_other": float(np.abs(p[~rewarded]).mean()), "rewarded": int(rewarded.sum())}
+    rewarded = np.abs(r) > REWARD_EPS
+    return {"corr": _corr(p, r), "pred_rewarded": _mean(np.abs(p[rewarded])),
+            "pred_other": _mean(np.abs(p[~rewarded]))}
+
+
+def _num(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _rewarded(data: dict[str, np.ndarray]) -> int:
+    return int((np.abs(data["reward"]) > REWARD_EPS).sum())
 
 
 def main() -> None:
@@ -105,25 +113,25 @@ def main() -> None:
     if cfg.train.torch_threads > 0:
         torch.set_num_threads(cfg.train.torch_threads)
     torch.manual_seed(args.seed)
-    env_fn = atari_env_fn(cfg)
+    env = atari_env_fn(cfg)(derive_seed(args.seed, 101), evaluation=False)
+    num_actions = int(env.action_space.n)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
-    train = collect(env_fn, args.steps, derive_seed(args.seed, 101), rng)
-    held = collect(env_fn, args.heldout, derive_seed(args.seed, 102), rng)
-    replay = ReplayBuffer(cfg.replay.__class__(**{**cfg.replay.__dict__,
-                                                  "capacity": max(args.steps, 2)}),
+    train = collect(env, args.steps, derive_seed(args.seed, 101), rng)
+    held = collect(env, args.heldout, derive_seed(args.seed, 102), rng)
+    env.close()
+    replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(args.steps, 2)),
                           seed=args.seed)
     for i in range(args.steps):
         replay.add(train["obs"][i], train["action"][i], train["reward"][i],
                    train["termination"][i], train["is_first"][i])
-    num_actions = int(env_fn(0, evaluation=False).action_space.n)
     wm = WorldModel(cfg.world_model, num_actions, device="cpu")
     B, L = cfg.train.wm_batch, cfg.train.wm_seq_len
     after = args.target == "after"
     print(f"{args.game} preset {args.preset} {args.set} target {args.target}: "
           f"{args.steps} train transitions "
-          f"({int((np.abs(train['reward']) > 0).sum())} rewarded), held-out {args.heldout} "
-          f"({int((np.abs(held['reward']) > 0).sum())} rewarded); batch {B}x{L}; "
+          f"({_rewarded(train)} rewarded), held-out {args.heldout} "
+          f"({_rewarded(held)} rewarded); batch {B}x{L}; "
           f"collected in {time.time() - t0:.0f} s", flush=True)
     t0 = time.time()
     sums: dict[str, float] = {}
@@ -141,8 +149,9 @@ def main() -> None:
         if u % args.every == 0 or u == args.updates:
             s = score(wm, train if args.score_on == "train" else held, L, after)
             n = args.every if u % args.every == 0 else u % args.every
-            print(f"update {u:5d}  {time.time() - t0:6.0f} s  corr {s['corr']:+.3f}  "
-                  f"|pred| rewarded {s['pred_rewarded']:.3f} other {s['pred_other']:.3f}  "
+            print(f"update {u:5d}  {time.time() - t0:6.0f} s  corr {_num(s['corr'], '+.3f')}  "
+                  f"|pred| rewarded {_num(s['pred_rewarded'], '.3f')} "
+                  f"other {_num(s['pred_other'], '.3f')}  "
                   f"rew {sums['loss/rew'] / n:.4f} rec {sums['loss/rec'] / n:.1f} "
                   f"dyn {sums['kl/dyn'] / n:.2f}", flush=True)
             sums = {}
