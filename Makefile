@@ -5,9 +5,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
-# make test runs the suite on this many pytest-xdist workers (--dist loadgroup: tests that share
-# a SLURM cluster or a module-scoped fixture carry an xdist_group mark and stay on one worker)
-TEST_WORKERS ?= 2
 # apt-get needs root: sudo when not root (CI images usually run as root)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -28,7 +25,7 @@ smoke: $(VENV)/.installed
 # (2) the test suite (CI runs exactly this). The report test renders the Snakemake report in
 # headless Chromium (Debian package `chromium`), installed here when missing.
 test: $(VENV)/.installed chromium
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest
 
 # (3) the fast lane for development: everything but the slow and GPU tests (a few minutes)
 test-fast: $(VENV)/.installed

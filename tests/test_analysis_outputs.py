@@ -16,10 +16,6 @@ from analysis import figures as F
 from analysis import scores as S
 from analysis import tables as T
 
-# the module-scoped outputs are built once: under `make test` (pytest -n 2 --dist loadgroup)
-# its tests stay on one xdist worker
-pytestmark = pytest.mark.xdist_group("analysis_outputs")
-
 ROOT = Path(__file__).resolve().parents[1]
 GAMES = ["Breakout", "Pong"]
 VARIANTS = {"drama": 0.9, "uniform": 0.6, "mamba1": 0.4}  # fraction of human, for the fixture

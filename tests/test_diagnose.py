@@ -17,10 +17,6 @@ from drama.diagnose import (discounted_return, imagination_report, load_run, mai
                             matched_return, world_model_report)
 from drama.train import main as train_main
 
-# the module-scoped run is trained once: under `make test` (pytest -n 2 --dist loadgroup) its
-# tests stay on one xdist worker
-pytestmark = pytest.mark.xdist_group("diagnose")
-
 WM_KEYS = {"windows", "window_len", "steps", "replay_size", "real_reward_mean",
            "pred_reward_mean", "reward_corr", "rewarded_steps", "rewarded_frac",
            "pred_rewarded_frac", "abs_err_rewarded", "abs_err_unrewarded", "sign_hit_rewarded",

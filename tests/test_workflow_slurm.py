@@ -22,10 +22,6 @@ import yaml
 
 from workflow_copy import ROOT, copy_workflow, workflow_env
 
-# one SLURM cluster on localhost: under `make test` (pytest -n 2 --dist loadgroup) its tests
-# run one after the other on one xdist worker
-pytestmark = pytest.mark.xdist_group("slurm")
-
 SLURM_BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
 
 
