@@ -244,6 +244,11 @@ def main() -> None:
     ap.add_argument("--model", choices=("world_model", "supervised"), default="world_model",
                     help="supervised: the (o_t, o_{t+1}, a_t) -> r_t control (module docstring)")
     args = ap.parse_args()
+    if args.model == "supervised":  # options of the world model only: an error, not ignored
+        if args.target == "after":
+            ap.error("--model supervised sees o_{t+1} already; --target does not apply")
+        if args.latents == "mode" or args.readout:
+            ap.error("--latents and --readout apply to the world model, not --model supervised")
     cfg = resolve_config(args.game, args.seed, "drama", args.preset, args.set, device="cpu")
     if cfg.train.torch_threads > 0:
         torch.set_num_threads(cfg.train.torch_threads)
@@ -261,8 +266,6 @@ def main() -> None:
         replay.add(train["obs"][i], train["action"][i], train["reward"][i],
                    train["termination"][i], train["is_first"][i])
     supervised = args.model == "supervised"
-    if supervised and args.target == "after":
-        raise SystemExit("--model supervised sees o_{t+1} already; --target does not apply")
     model = (PairRewardModel(cfg.world_model, num_actions) if supervised
              else WorldModel(cfg.world_model, num_actions, device="cpu"))
     B, L = cfg.train.wm_batch, cfg.train.wm_seq_len

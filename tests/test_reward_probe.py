@@ -81,3 +81,10 @@ def test_readout_head_learns_a_reward_that_its_features_carry_and_not_one_they_d
     assert fit(x, y, x_test, y_test, cfg, epochs=20, seed=0)["corr"] > 0.8
     noise = torch.randn(2000, 8, generator=g)  # the reward is not in these features
     assert abs(fit(noise, y, x_test, y_test, cfg, epochs=20, seed=0)["corr"]) < 0.2
+
+
+def test_world_model_options_with_the_supervised_control_are_an_error():
+    for extra in (["--target", "after"], ["--latents", "mode"], ["--readout", "3"]):
+        res = subprocess.run([sys.executable, str(PROBE), "--model", "supervised", *extra],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert res.returncode == 2 and extra[0] in res.stderr, res.stderr[-2000:]
