@@ -101,35 +101,31 @@ def mode_latents(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score(wm: WorldModel, data: dict[str, np.ndarray], length: int, after: bool,
-          mode: bool = False, chunk: int = 16) -> dict:
-    wm.eval()
-    n = (len(data["action"]) // length) * length
-    obs = torch.as_tensor(data["obs"][:n]).view(-1, length, 64, 64, 3)
-    act = torch.as_tensor(data["action"][:n]).view(-1, length)
-    pred = []
-    for i in range(0, obs.shape[0], chunk):
-        logits = wm.encode(obs[i:i + chunk])
-        z = mode_latents(logits) if mode else wm.sample(logits)
-        pred.append(wm.reward(wm.observe(z, act[i:i + chunk])).flatten())
-    p = torch.cat(pred).numpy().astype(np.float64)
-    r = previous_rewards(data["reward"], data["is_first"]) if after else data["reward"]
-    return _scores(p, r[:n].astype(np.float64))
-
-
-@torch.no_grad()
-def features(wm: WorldModel, data: dict[str, np.ndarray], length: int, chunk: int = 16):
-    """Mode latents z (n, latent) and d (n, d_model) of the first n = whole windows of data."""
+def features(wm: WorldModel, data: dict[str, np.ndarray], length: int, mode: bool = True,
+             chunk: int = 16):
+    """Latents z (n, latent) and d (n, d_model) of the first n = whole windows of ``length``
+    steps of data: posterior-mode latents (``mode``) or posterior samples."""
     wm.eval()
     n = (len(data["action"]) // length) * length
     obs = torch.as_tensor(data["obs"][:n]).view(-1, length, 64, 64, 3)
     act = torch.as_tensor(data["action"][:n]).view(-1, length)
     zs, ds = [], []
     for i in range(0, obs.shape[0], chunk):
-        z = mode_latents(wm.encode(obs[i:i + chunk]))
+        logits = wm.encode(obs[i:i + chunk])
+        z = mode_latents(logits) if mode else wm.sample(logits)
         zs.append(z.flatten(0, 1))
         ds.append(wm.observe(z, act[i:i + chunk]).flatten(0, 1))
     return torch.cat(zs), torch.cat(ds), n
+
+
+@torch.no_grad()
+def score(wm: WorldModel, data: dict[str, np.ndarray], length: int, after: bool,
+          mode: bool = False) -> dict:
+    """The world model's own reward head on data (see ``features``)."""
+    _, d, n = features(wm, data, length, mode)
+    p = wm.reward(d).numpy().astype(np.float64)
+    r = previous_rewards(data["reward"], data["is_first"]) if after else data["reward"]
+    return _scores(p, r[:n].astype(np.float64))
 
 
 def fit_readout(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: np.ndarray,
@@ -260,12 +256,13 @@ def main() -> None:
     train = collect(env, args.steps, derive_seed(args.seed, 101), rng)
     held = collect(env, args.heldout, derive_seed(args.seed, 102), rng)
     env.close()
-    replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(args.steps, 2)),
-                          seed=args.seed)
-    for i in range(args.steps):
-        replay.add(train["obs"][i], train["action"][i], train["reward"][i],
-                   train["termination"][i], train["is_first"][i])
     supervised = args.model == "supervised"
+    if not supervised:  # the control samples transitions from `train` directly
+        replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(args.steps, 2)),
+                              seed=args.seed)
+        for i in range(args.steps):
+            replay.add(train["obs"][i], train["action"][i], train["reward"][i],
+                       train["termination"][i], train["is_first"][i])
     model = (PairRewardModel(cfg.world_model, num_actions) if supervised
              else WorldModel(cfg.world_model, num_actions, device="cpu"))
     B, L = cfg.train.wm_batch, cfg.train.wm_seq_len
