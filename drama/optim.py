@@ -46,8 +46,12 @@ class LaProp(torch.optim.Optimizer):
 
     ``step(finite=flag)``: with a 0-d bool tensor ``flag`` that is False, the step changes
     nothing (parameters, moments, counters, hence the warm-up), like a GradScaler-skipped step;
-    decided on the device with ``torch.where`` (no host synchronisation).
+    decided on the device with ``torch.where`` (no host synchronisation); eager on the CPU,
+    where reading the flag costs nothing, it is read and the step skipped or taken plainly
+    (``host_skip``; False forces the device form, for tests).
     """
+
+    host_skip = True
 
     def __init__(
         self,
@@ -99,6 +103,14 @@ class LaProp(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if finite is not None and self.host_skip and finite.device.type == "cpu" \
+                and not torch.compiler.is_compiling():
+            # eager on the CPU reading the flag is free (no device to wait for): skip or step
+            # plainly instead of cloning every tensor and restoring it with where() (debug
+            # preset's world model: 5.7 -> 4.0 ms per step); the same values either way
+            if not bool(finite):
+                return loss
+            finite = None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:

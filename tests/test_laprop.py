@@ -235,9 +235,12 @@ def test_foreach_laprop_equals_per_parameter_reference(dtype, tol):
             torch.testing.assert_close(a, b, rtol=tol[0], atol=tol[1], msg=f"step {t + 1}")
 
 
-def test_non_finite_step_is_skipped_exactly():
+@pytest.mark.parametrize("host_skip", [True, False], ids=["host-read", "device-where"])
+def test_non_finite_step_is_skipped_exactly(host_skip, monkeypatch):
     """finite=False changes nothing (parameters, moments, counters, warm-up); the run then
-    continues exactly like a run that never saw that step."""
+    continues exactly like a run that never saw that step. Both forms: the flag read on the
+    host (eager CPU) and the device-side where() (CUDA, compiled)."""
+    monkeypatch.setattr(LaProp, "host_skip", host_skip)
     gen = torch.Generator().manual_seed(0)
     data = (torch.randn(32, 6, generator=gen), torch.randn(32, 3, generator=gen))
     net_a, net_b = _mlp(torch.float32), _mlp(torch.float32)

@@ -172,13 +172,16 @@ def test_sigkill_and_resume_is_identical_to_an_uninterrupted_run(tmp_path):
     script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = 200
-    subprocess.run([PY, str(script), *_cli(tmp_path / "full", steps)], check=True, env=env,
-                   capture_output=True, timeout=600)
+    # the uninterrupted run alongside the one to be killed (one thread each, two cores)
+    with open(tmp_path / "full.log", "w") as log:  # a file: no pipe to fill
+        full = subprocess.Popen([PY, str(script), *_cli(tmp_path / "full", steps)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
     killed = tmp_path / "killed"
     proc = subprocess.Popen([PY, str(script), *_cli(killed, steps)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # kill it between two checkpoints (after the one at step 120, before the one at 160)
     kill_after_logged_step(proc, killed, 140, 600)
+    assert full.wait(timeout=600) == 0, (tmp_path / "full.log").read_text()[-3000:]
     assert not (killed / "eval.parquet").exists()
     assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
     res = subprocess.run([PY, str(script), *_cli(killed, steps)], env=env, capture_output=True,
@@ -278,17 +281,45 @@ def test_real_atari_cli_run(tmp_path):
     assert info["protocol"]["env_id"] == "ALE/Pong-v5" and info["num_actions"] == 6
 
 
+LEARN_VARIANTS = ("drama", "corrected")
+
+
+@pytest.fixture(scope="module")
+def colour_match_runs(tmp_path_factory):
+    """Both variants' 1,000-step ColourMatch runs, started together as two processes of one
+    thread each (the two cores of the CI machine: half the wall time of one after the other);
+    the run directory of each."""
+    root = tmp_path_factory.mktemp("learn")
+    script = root / "runner.py"
+    script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    sets = ["replay.warmup=200", "train.eval_every=0", "train.final_eval_episodes=6",
+            "train.eval_batch=6", "train.checkpoint_every=1000", "train.torch_threads=1"]
+    procs = {}
+    for variant in LEARN_VARIANTS:
+        args = ["--game", "ColourMatch", "--seed", "0", "--variant", variant, "--preset",
+                "debug", "--device", "cpu", "--steps", "1000", "--out", str(root / variant)]
+        for s in sets:
+            args += ["--set", s]
+        with open(root / f"{variant}.log", "w") as log:  # a file: no pipe to fill
+            procs[variant] = subprocess.Popen([PY, str(script), *args], env=env,
+                                              stdout=log, stderr=subprocess.STDOUT)
+    for variant, proc in procs.items():
+        assert proc.wait(timeout=1200) == 0, \
+            f"{variant}: {(root / f'{variant}.log').read_text()[-3000:]}"
+    return {variant: root / variant for variant in LEARN_VARIANTS}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["drama", "corrected"])
-def test_debug_preset_learns_colour_match(tmp_path, variant):
+@pytest.mark.parametrize("variant", LEARN_VARIANTS)
+def test_debug_preset_learns_colour_match(colour_match_runs, variant):
     """Random play scores 50/3 ~ 16.7 per episode (std of a 6-episode mean ~1.4); the debug
     preset must reach >= 30 (optimum 50) after 1,000 env steps (800 updates), with the
     official acting/imagination (drama) and with our corrections (corrected)."""
-    cfg = resolve_config("ColourMatch", 0, variant, "debug", [
-        "replay.warmup=200", "train.eval_every=0", "train.final_eval_episodes=6",
-        "train.eval_batch=6", "train.checkpoint_every=1000", "train.torch_threads=1"],
-        1000, "cpu")
-    info = train(cfg, tmp_path, env_fn=colour_env)
-    ev = pd.read_parquet(tmp_path / "eval.parquet")
+    run = colour_match_runs[variant]
+    info = json.loads((run / "run_info.json").read_text())
+    ev = pd.read_parquet(run / "eval.parquet")
+    assert info["status"] == "complete" and info["variant"] == variant
+    assert info["env_steps"] == 1000 and len(ev) == 6 and ev["final"].all()
     assert info["score"] == pytest.approx(ev["return"].mean())
     assert info["score"] >= 30.0, ev

@@ -108,16 +108,21 @@ PREEMPT_OVERRIDES = {  # a small agent, so a step is cheap and the run is mostly
 }
 
 
-def _trainer(out: Path, steps: int) -> dict:
-    """Run the grid's training run outside SLURM, uninterrupted; its run_info."""
+def _start_trainer(out: Path, steps: int) -> subprocess.Popen:
+    """Start the grid's training run outside SLURM, uninterrupted (output in out.log)."""
     cmd = [sys.executable, "-m", "drama.train", "--game", "Pong", "--seed", "0", "--variant",
            "drama", "--preset", "debug", "--device", "cpu", "--steps", str(steps),
            "--out", str(out)]
     for k, v in PREEMPT_OVERRIDES.items():
         cmd += ["--set", f"{k}={v}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+    with open(f"{out}.log", "w") as log:  # a file: no pipe to fill
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _finish_trainer(proc: subprocess.Popen, out: Path) -> dict:
+    """Wait for a run started by _start_trainer; its run_info."""
+    assert proc.wait(timeout=900) == 0, Path(f"{out}.log").read_text()[-3000:]
     return json.loads((out / "run_info.json").read_text())
 
 
@@ -135,10 +140,13 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         pytest.skip(why)
     # Size the run to this machine: ~150 s of training, so the first attempt (killed 60-90 s
     # after it starts, SLURM checks limits every 30 s) cannot finish and a later one can.
-    calib = _trainer(tmp_path / "calibration", 200)
+    calib = _finish_trainer(_start_trainer(tmp_path / "calibration", 200),
+                            tmp_path / "calibration")
     rate = 200 / calib["wall_time_s"]
     steps = max(400, int(rate * 150))
-    ref = _trainer(tmp_path / "reference", steps)  # the same run, uninterrupted, no SLURM
+    # the same run, uninterrupted, no SLURM, on the second core while the SLURM job runs (one
+    # thread each; sharing the machine only slows the SLURM job's first attempt further)
+    ref_proc = _start_trainer(tmp_path / "reference", steps)
 
     state = tmp_path / "slurm"
     start = ROOT / "scripts" / "slurm_local_start.sh"
@@ -172,7 +180,11 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         (log,) = wd.glob("results/logs/runs/*/Pong/drama/seed0/train.log")
         assert "resumed from" in log.read_text(), log.read_text()[-2000:]
         info = json.loads((run_dir / "run_info.json").read_text())
+        ref = _finish_trainer(ref_proc, tmp_path / "reference")
         assert info["env_steps"] == ref["env_steps"] == steps
         assert_same_run(tmp_path / "reference", run_dir)
     finally:
+        if ref_proc.poll() is None:
+            ref_proc.kill()
+            ref_proc.wait()
         subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=60)
