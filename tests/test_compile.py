@@ -165,13 +165,16 @@ def test_sigkill_resume_is_exact_with_compile_on(tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps, extra = 200, ["--set", "train.compile=on"]
     t = time.time()
-    subprocess.run([PY, str(script), *_cli(tmp_path / "full", steps), *extra], check=True,
-                   env=env, capture_output=True, timeout=3000)
-    full_s = time.time() - t
+    # the uninterrupted run alongside the one to be killed (one thread each, two cores)
+    with open(tmp_path / "full.log", "w") as log:  # a file: no pipe to fill
+        full = subprocess.Popen([PY, str(script), *_cli(tmp_path / "full", steps), *extra],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
     killed = tmp_path / "killed"
     proc = subprocess.Popen([PY, str(script), *_cli(killed, steps), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kill_after_logged_step(proc, killed, 140, 3000)
+    assert full.wait(timeout=3000) == 0, (tmp_path / "full.log").read_text()[-3000:]
+    full_s = time.time() - t
     assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
     t = time.time()
     res = subprocess.run([PY, str(script), *_cli(killed, steps), *extra], env=env,
