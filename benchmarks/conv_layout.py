@@ -2,8 +2,13 @@
 channels-last (NHWC), at one thread: why both run channels-last on the CPU (drama/networks.py).
 
     python benchmarks/conv_layout.py [--batch 512] [--depth 4] [--latent 256] [--repeats 3]
+    python benchmarks/conv_layout.py --batch 64 --per-layer      # where the time goes
 
 Prints one JSON line: ms per forward+backward of each module in each layout and the speed-ups.
+``--per-layer`` also prints one line per layer (conv, BatchNorm, SiLU) of the encoder and the
+decoder: its output shape and forward+backward ms in each layout (the gradient of the layer's
+input is computed except for the encoder's first layer, whose input is the frames, as in the
+world model).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def main() -> None:
     p.add_argument("--latent", type=int, default=256, help="decoder input width")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--per-layer", action="store_true", help="also time each layer")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -56,6 +62,25 @@ def main() -> None:
         out[name] = {"nchw_ms": round(nchw, 1), "channels_last_ms": round(nhwc, 1),
                      "speedup": round(nchw / nhwc, 2)}
     print(json.dumps(out), flush=True)
+    if args.per_layer:
+        h = dec.stem(z).reshape(args.batch, *dec.feature_shape)
+        for name, layers, inp in (("encoder", list(enc.net), x),
+                                  ("decoder", [*dec.stem_norm, *dec.net], h)):
+            for i, layer in enumerate(layers):
+                row = {"module": name, "layer": i, "kind": type(layer).__name__}
+                for key, layout in (("nchw_ms", torch.contiguous_format),
+                                    ("channels_last_ms", torch.channels_last)):
+                    xi = inp.detach().contiguous(memory_format=layout)
+                    xi.requires_grad_(not (name == "encoder" and i == 0))
+
+                    def f(layer=layer, xi=xi):
+                        y = layer(xi)
+                        y.backward(torch.ones_like(y))
+                    row[key] = round(_time(f, args.repeats), 2)
+                with torch.no_grad():
+                    inp = layer(inp)
+                row["out_shape"] = list(inp.shape)
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

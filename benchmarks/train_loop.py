@@ -20,6 +20,9 @@ worktree`` in /tmp), alternating baseline and current runs ``--repeats`` times i
 invocation so that both see the same machine load, and prints the speed-up of the medians, in
 wall time and in process CPU time per step (``cpu_s_per_step``: with one torch thread, the
 steadier measure on a shared machine).
+``--profile`` then runs as many steps again under torch.profiler and adds where the CPU time
+goes: self CPU ms per step of convolution ops (forward + backward), BatchNorm ops and the rest
+(profiler overhead included, so compare shares, not speeds).
 Anchor: the official code runs ~5.6 env steps/s on an H100 (docs/gpu.md in ../shared).
 """
 
@@ -83,7 +86,8 @@ def measure(args) -> dict:
             tr.advance()
         sync()
         dt, cpu = time.perf_counter() - t, time.process_time() - c
-    ms = {k: round(1e3 * v / args.measure, 2) for k, v in acc.items()}
+        ms = {k: round(1e3 * v / args.measure, 2) for k, v in acc.items()}
+        prof = _profile(tr, args.measure) if args.profile else None
     ms["other"] = round(1e3 * dt / args.measure - sum(ms.values()), 2)
     return {"game": args.game, "variant": args.variant, "preset": args.preset,
             "device": str(tr.device), "threads": torch.get_num_threads(),
@@ -91,7 +95,32 @@ def measure(args) -> dict:
             "warmup_fill_s": round(fill_s, 1), "warm_steps": args.warm, "warm_s": round(warm_s, 1),
             "measured_steps": args.measure, "s_per_step": round(dt / args.measure, 4),
             "env_steps_per_s": round(args.measure / dt, 3),
-            "cpu_s_per_step": round(cpu / args.measure, 4), "ms_per_step": ms}
+            "cpu_s_per_step": round(cpu / args.measure, 4), "ms_per_step": ms,
+            **({"profile": prof} if prof is not None else {})}
+
+
+OP_KINDS = (("convolution", ("conv",)), ("batch_norm", ("batch_norm",)))
+
+
+def _profile(tr, steps: int) -> dict:
+    """``steps`` more training steps under torch.profiler (after the timed window, which it
+    would slow down): self CPU ms per step of convolution ops (forward and backward), BatchNorm
+    ops and the rest, their shares, and the ten costliest ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            tr.advance()
+    ops = [(e.key, e.self_cpu_time_total / 1e3 / steps) for e in prof.key_averages()]
+    total = sum(ms for _, ms in ops)
+    kinds = dict.fromkeys([k for k, _ in OP_KINDS] + ["other"], 0.0)
+    for name, ms in ops:
+        kind = next((k for k, pats in OP_KINDS if any(p in name for p in pats)), "other")
+        kinds[kind] += ms
+    return {"profiled_steps": steps, "self_cpu_ms_per_step": round(total, 1),
+            "by_kind_ms": {k: round(v, 1) for k, v in kinds.items()},
+            "by_kind_share": {k: round(v / total, 3) for k, v in kinds.items()},
+            "top_ops_ms": {n: round(ms, 2) for n, ms in sorted(ops, key=lambda o: -o[1])[:10]}}
 
 
 def _baseline_tree(ref: str) -> Path:
@@ -127,8 +156,12 @@ def main() -> None:
     p.add_argument("--baseline-set", action="append", default=[],
                    help="--set values for the baseline run only (default: none)")
     p.add_argument("--repeats", type=int, default=2, help="alternations with --baseline")
+    p.add_argument("--profile", action="store_true",
+                   help="then profile as many steps again: self CPU time by op kind")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args, _ = p.parse_known_args()
+    if args.profile and args.baseline is not None:
+        p.error("--profile profiles the working tree alone; leave out --baseline")
     if args.child or args.baseline is None:
         print(json.dumps(measure(args)), flush=True)
         return
