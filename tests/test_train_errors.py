@@ -106,9 +106,10 @@ def test_ctrl_c_saves_prints_one_line_and_resumes_exactly(tmp_path):
     script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = 160
-    full = subprocess.run([PY, str(script), *_cli(tmp_path / "full", steps)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert full.returncode == 0, full.stderr[-3000:]
+    # the uninterrupted run alongside the one to be interrupted (one thread each, two cores)
+    with open(tmp_path / "full.log", "w") as log:  # a file: no pipe to fill
+        full = subprocess.Popen([PY, str(script), *_cli(tmp_path / "full", steps)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
     out = tmp_path / "int"
     proc = subprocess.Popen([PY, str(script), *_cli(out, steps)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -132,4 +133,5 @@ def test_ctrl_c_saves_prints_one_line_and_resumes_exactly(tmp_path):
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"resumed from {out / CHECKPOINT_NAME} at env step {step}" in res.stdout
+    assert full.wait(timeout=600) == 0, (tmp_path / "full.log").read_text()[-3000:]
     assert_same_run(tmp_path / "full", out)
