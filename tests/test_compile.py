@@ -158,7 +158,8 @@ def test_sigkill_resume_is_exact_with_compile_on(tmp_path, capsys):
     import subprocess
 
     from drama.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from test_train import PY, ROOT, RUNNER, _cli, assert_same_run, kill_after_logged_step
+    from test_train import (PY, ROOT, RUNNER, _cli, assert_same_run, kill_after_logged_step,
+                            start_logged, wait_ok)
 
     script = tmp_path / "runner.py"
     script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
@@ -166,14 +167,13 @@ def test_sigkill_resume_is_exact_with_compile_on(tmp_path, capsys):
     steps, extra = 200, ["--set", "train.compile=on"]
     t = time.time()
     # the uninterrupted run alongside the one to be killed (one thread each, two cores)
-    with open(tmp_path / "full.log", "w") as log:  # a file: no pipe to fill
-        full = subprocess.Popen([PY, str(script), *_cli(tmp_path / "full", steps), *extra],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    full = start_logged([PY, str(script), *_cli(tmp_path / "full", steps), *extra],
+                        tmp_path / "full.log", env)
     killed = tmp_path / "killed"
     proc = subprocess.Popen([PY, str(script), *_cli(killed, steps), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kill_after_logged_step(proc, killed, 140, 3000)
-    assert full.wait(timeout=3000) == 0, (tmp_path / "full.log").read_text()[-3000:]
+    wait_ok(full, tmp_path / "full.log", 3000)
     full_s = time.time() - t
     assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
     t = time.time()

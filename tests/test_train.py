@@ -151,6 +151,18 @@ def _cli(out, steps):
     return args
 
 
+def start_logged(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``cmd`` with its output in the file ``log`` (a file, not a pipe: a pipe nobody reads
+    while the test waits on something else can fill and block the process)."""
+    with open(log, "w") as f:
+        return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+
+
+def wait_ok(proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Wait for a process started by ``start_logged``; it must exit 0 (else: its log's tail)."""
+    assert proc.wait(timeout=timeout) == 0, f"{log}:\n{Path(log).read_text()[-3000:]}"
+
+
 def kill_after_logged_step(proc: subprocess.Popen, run_dir: Path, step: int,
                            timeout: float) -> None:
     """SIGKILL ``proc`` once its metrics.jsonl has logged ``step`` (it must still be running)."""
@@ -173,15 +185,14 @@ def test_sigkill_and_resume_is_identical_to_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = 200
     # the uninterrupted run alongside the one to be killed (one thread each, two cores)
-    with open(tmp_path / "full.log", "w") as log:  # a file: no pipe to fill
-        full = subprocess.Popen([PY, str(script), *_cli(tmp_path / "full", steps)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+    full = start_logged([PY, str(script), *_cli(tmp_path / "full", steps)],
+                        tmp_path / "full.log", env)
     killed = tmp_path / "killed"
     proc = subprocess.Popen([PY, str(script), *_cli(killed, steps)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # kill it between two checkpoints (after the one at step 120, before the one at 160)
     kill_after_logged_step(proc, killed, 140, 600)
-    assert full.wait(timeout=600) == 0, (tmp_path / "full.log").read_text()[-3000:]
+    wait_ok(full, tmp_path / "full.log", 600)
     assert not (killed / "eval.parquet").exists()
     assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
     res = subprocess.run([PY, str(script), *_cli(killed, steps)], env=env, capture_output=True,
@@ -301,12 +312,9 @@ def colour_match_runs(tmp_path_factory):
                 "debug", "--device", "cpu", "--steps", "1000", "--out", str(root / variant)]
         for s in sets:
             args += ["--set", s]
-        with open(root / f"{variant}.log", "w") as log:  # a file: no pipe to fill
-            procs[variant] = subprocess.Popen([PY, str(script), *args], env=env,
-                                              stdout=log, stderr=subprocess.STDOUT)
+        procs[variant] = start_logged([PY, str(script), *args], root / f"{variant}.log", env)
     for variant, proc in procs.items():
-        assert proc.wait(timeout=1200) == 0, \
-            f"{variant}: {(root / f'{variant}.log').read_text()[-3000:]}"
+        wait_ok(proc, root / f"{variant}.log", 1200)
     return {variant: root / variant for variant in LEARN_VARIANTS}
 
 

@@ -16,7 +16,8 @@ import torch
 from drama.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from drama.run_io import read_metrics
 from drama.train import main
-from test_train import PY, ROOT, RUNNER, _cli, assert_same_run, colour_env
+from test_train import (PY, ROOT, RUNNER, _cli, assert_same_run, colour_env, start_logged,
+                        wait_ok)
 
 
 def run_main(capsys, argv, env_fn=colour_env):
@@ -107,9 +108,8 @@ def test_ctrl_c_saves_prints_one_line_and_resumes_exactly(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = 160
     # the uninterrupted run alongside the one to be interrupted (one thread each, two cores)
-    with open(tmp_path / "full.log", "w") as log:  # a file: no pipe to fill
-        full = subprocess.Popen([PY, str(script), *_cli(tmp_path / "full", steps)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+    full = start_logged([PY, str(script), *_cli(tmp_path / "full", steps)],
+                        tmp_path / "full.log", env)
     out = tmp_path / "int"
     proc = subprocess.Popen([PY, str(script), *_cli(out, steps)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -133,5 +133,5 @@ def test_ctrl_c_saves_prints_one_line_and_resumes_exactly(tmp_path):
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"resumed from {out / CHECKPOINT_NAME} at env step {step}" in res.stdout
-    assert full.wait(timeout=600) == 0, (tmp_path / "full.log").read_text()[-3000:]
+    wait_ok(full, tmp_path / "full.log", 600)
     assert_same_run(tmp_path / "full", out)

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from test_train import start_logged, wait_ok
 from workflow_copy import ROOT, copy_workflow, workflow_env
 
 SLURM_BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
@@ -115,14 +116,12 @@ def _start_trainer(out: Path, steps: int) -> subprocess.Popen:
            "--out", str(out)]
     for k, v in PREEMPT_OVERRIDES.items():
         cmd += ["--set", f"{k}={v}"]
-    with open(f"{out}.log", "w") as log:  # a file: no pipe to fill
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return start_logged(cmd, Path(f"{out}.log"), {**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def _finish_trainer(proc: subprocess.Popen, out: Path) -> dict:
     """Wait for a run started by _start_trainer; its run_info."""
-    assert proc.wait(timeout=900) == 0, Path(f"{out}.log").read_text()[-3000:]
+    wait_ok(proc, Path(f"{out}.log"), 900)
     return json.loads((out / "run_info.json").read_text())
 
 
