@@ -77,6 +77,14 @@ class TrainConfig:
     compile: str
     """torch.compile the world-model and actor-critic updates (drama/compile.py): auto (on for
     CUDA, off on the CPU), on or off. Recorded in run_info.json."""
+    tensorboard: bool
+    """Also write every metrics.jsonl row as TensorBoard scalars (same names and steps), the
+    evaluation returns and the open-loop strips into the run directory (drama/tensorboard.py;
+    needs ``pip install -e ".[tensorboard]"``). Output only: see :data:`OUTPUT_SETTINGS`."""
+    openloop: bool
+    """At each evaluation, write the world model's open-loop predictions on a replay window to
+    ``openloop/step<N>.png`` and ``.gif`` in the run directory (drama/openloop.py). Output
+    only: see :data:`OUTPUT_SETTINGS`."""
 
     def __post_init__(self) -> None:
         check_settings(self, "train")
@@ -100,6 +108,26 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
+
+
+OUTPUT_SETTINGS = ("device", "train.tensorboard", "train.openloop")
+"""Settings that change what a run writes or where it runs, never what it computes: left out
+when a resumed run's config is compared with the saved one (so TensorBoard can be switched on
+for a run already training) and from :func:`settings_key` (so switching it on for a grid keeps
+the grid's results folder and runs)."""
+
+
+def comparable(d: dict[str, Any]) -> dict[str, Any]:
+    """A config dict (``RunConfig.to_dict()`` / config.yaml) without :data:`OUTPUT_SETTINGS`."""
+    out = copy.deepcopy(d)
+    for dotted in OUTPUT_SETTINGS:
+        *parents, last = dotted.split(".")
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
 
 
 SECTIONS = {"world_model": WorldModelConfig, "replay": ReplayConfig,
@@ -295,10 +323,10 @@ def settings_key(preset: str, sets: list[str] | None = None, steps: int | None =
         raise ValueError("settings_key: no variants")
     changed: dict[str, Any] = {}
     for variant in variants:
-        base = _flat(resolve_config("Pong", 0, variant, preset,
-                                    presets_path=presets_path).to_dict())
-        mine = _flat(resolve_config("Pong", 0, variant, preset, sets, steps,
-                                    presets_path=presets_path).to_dict())
+        base = _flat(comparable(resolve_config("Pong", 0, variant, preset,
+                                               presets_path=presets_path).to_dict()))
+        mine = _flat(comparable(resolve_config("Pong", 0, variant, preset, sets, steps,
+                                               presets_path=presets_path).to_dict()))
         changed.update({k: v for k, v in mine.items() if base.get(k, "<missing>") != v})
     if not changed:
         return preset

@@ -45,7 +45,7 @@ import yaml
 
 from drama.agent import ActorCritic, lambda_return
 from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from drama.config import RunConfig, config_diff, config_from_dict
+from drama.config import RunConfig, comparable, config_diff, config_from_dict
 from drama.evaluate import derive_seed, make_actor
 from drama.imagination import imagine
 from drama.replay import ReplayBuffer
@@ -108,8 +108,7 @@ def load_run(run_dir: str | Path, device: str = "cpu",
             f"checkpoint {ck_path} holds no replay: the run finished and dropped it "
             f"(train.keep_replay=false); the diagnosis needs the replay, so train with "
             f"--set train.keep_replay=true, or diagnose a checkpoint of a run still training")
-    diff = config_diff({k: v for k, v in ck["config"].items() if k != "device"},
-                       {k: v for k, v in saved.items() if k != "device"})
+    diff = config_diff(comparable(ck["config"]), comparable(saved))
     if diff:
         raise DiagnoseError(f"{ck_path} and {cfg_path} disagree: {'; '.join(diff)}")
     if cfg.train.torch_threads > 0:

@@ -71,10 +71,14 @@ def atomic_write_parquet(path: str | os.PathLike, frame) -> None:
 
 
 class MetricsWriter:
-    """Appends one JSON object per line to ``metrics.jsonl`` (slash-namespaced keys + ``step``)."""
+    """Appends one JSON object per line to ``metrics.jsonl`` (slash-namespaced keys + ``step``).
 
-    def __init__(self, path: str | os.PathLike):
+    ``sink``: an optional second writer of the same rows (``sink.scalars(step, row)``), e.g.
+    drama.tensorboard.TensorBoardSink; None (the default) costs nothing."""
+
+    def __init__(self, path: str | os.PathLike, sink: Any = None):
         self.path = Path(path)
+        self.sink = sink
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open for the run
 
@@ -100,9 +104,13 @@ class MetricsWriter:
             row[key] = val if math.isfinite(val) else str(val)  # JSON has no NaN/Inf
         self._file.write((json.dumps(row) + "\n").encode())
         self._file.flush()
+        if self.sink is not None:
+            self.sink.scalars(step, values)
 
     def close(self) -> None:
         self._file.close()
+        if self.sink is not None:
+            self.sink.close()
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:

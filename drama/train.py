@@ -55,7 +55,7 @@ from drama.checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint,
                               save_checkpoint, seed_everything, set_rng_state,
                               use_deterministic_algorithms)
 from drama.compile import install_compiled_updates
-from drama.config import RunConfig, config_diff, resolve_config
+from drama.config import RunConfig, comparable, config_diff, resolve_config
 from drama.evaluate import derive_seed, evaluate, frame_digest, make_actor
 from drama.imagination import imagine
 from drama.replay import ReplayBuffer
@@ -69,6 +69,7 @@ _EVAL_DTYPES = {"seed": "int64", "env_step": "int64", "episode": "int64", "retur
                 "length": "int64", "final": "bool"}
 # seed-derivation purposes (derive_seed(run_seed, PURPOSE, ...))
 _TRAIN_EPISODE, _EVAL_EPISODE, _REPLAY, _WARMUP, _EVAL_TORCH = 1, 2, 3, 4, 5
+_OPENLOOP = 8  # (drama.diagnose uses 7)
 
 
 def eval_env_seed(seed: int, i: int) -> int:
@@ -224,6 +225,10 @@ class Trainer:
         # there, the device, the environment and the models; then create and write
         check_out_dir(self.out)
         self._check_saved_config()
+        if cfg.train.tensorboard:
+            from drama.tensorboard import require_tensorboard
+
+            require_tensorboard()  # a one-line error before anything is written
         seed_everything(cfg.seed)
         if cfg.train.deterministic:
             use_deterministic_algorithms()  # also CUBLAS_WORKSPACE_CONFIG (drama/checkpoint.py)
@@ -247,7 +252,7 @@ class Trainer:
         self.loop = LoopState()  # counters and per-episode state (self.step, ... read it)
         self.obs: np.ndarray | None = None
         self.out.mkdir(parents=True, exist_ok=True)
-        if not (self.out / "config.yaml").exists():
+        if self._rewrite_config:  # new, or output-only settings changed (OUTPUT_SETTINGS)
             atomic_write_yaml(self.out / "config.yaml", self.cfg.to_dict())
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
         self.last_named: dict[str, torch.Tensor] = {}
@@ -257,6 +262,7 @@ class Trainer:
     def _check_saved_config(self) -> None:
         """A config.yaml already in --out must be readable and equal to this run's."""
         path, resolved = self.out / "config.yaml", self.cfg.to_dict()
+        self._rewrite_config = not path.exists()
         if path.exists():
             try:
                 with open(path) as f:
@@ -268,13 +274,13 @@ class Trainer:
             if not isinstance(saved, dict):
                 raise ValueError(f"{path}: not a run config (a YAML mapping); move it away or "
                                  "use another --out")
-            ignore = {"device"}
-            diff = config_diff({k: v for k, v in saved.items() if k not in ignore},
-                               {k: v for k, v in resolved.items() if k not in ignore})
+            diff = config_diff(comparable(saved), comparable(resolved))
             if diff:
                 raise ValueError(f"{self.out} holds a run with a different config; use another "
                                  f"--out or the same arguments. Differences (saved != now): "
                                  + "; ".join(diff))
+            # e.g. train.tensorboard switched on for a run already training: recorded
+            self._rewrite_config = saved.get("train") != resolved["train"]
 
     def _zero_nonfinite(self) -> None:
         """Skipped (non-finite) updates, counted on the device; read at log intervals only."""
@@ -309,10 +315,11 @@ class Trainer:
     def save(self) -> None:
         self._check_nonfinite()
         save_checkpoint(self.out / CHECKPOINT_NAME, self._state())
+        if self.metrics.sink is not None:
+            self.metrics.sink.flush()  # the events up to the checkpoint are on disk
 
     def _restore(self, ck: dict[str, Any]) -> None:
-        diff = config_diff({k: v for k, v in ck["config"].items() if k != "device"},
-                           {k: v for k, v in self.cfg.to_dict().items() if k != "device"})
+        diff = config_diff(comparable(ck["config"]), comparable(self.cfg.to_dict()))
         if diff:
             raise CheckpointError(f"checkpoint config differs from this run: {'; '.join(diff)}")
         self.wm.load_state_dict(ck["wm"])
@@ -436,7 +443,25 @@ class Trainer:
         prefix = "eval_final" if final else "eval"
         self._log({f"{prefix}/return_mean": returns.mean(), f"{prefix}/return_std": returns.std(),
                    f"{prefix}/length_mean": float(np.mean([n for _, n in res]))})
+        if self.metrics.sink is not None:  # train.tensorboard
+            self.metrics.sink.histogram(f"{prefix}/returns", returns, self.step)
+        if c.train.openloop:
+            self._write_openloop()
         return rows
+
+    def _write_openloop(self) -> None:
+        """train.openloop: the world model's open-loop predictions on a replay window
+        (drama.openloop; its own seeded randomness, so training's streams are untouched)."""
+        from drama.openloop import openloop_from_replay, write_openloop
+
+        c = self.cfg
+        result = openloop_from_replay(self.wm, self.replay, c.actor_critic.imag_context,
+                                      c.actor_critic.imag_horizon,
+                                      seed=derive_seed(c.seed, _OPENLOOP, self.step))
+        strip = write_openloop(result, self.out / "openloop" / f"step{self.step:07d}",
+                               title=f"{c.game} {c.variant} seed {c.seed}, step {self.step}")
+        if self.metrics.sink is not None:
+            self.metrics.sink.image("openloop/strip", strip, self.step)
 
     def advance(self) -> None:
         """One env step: act, store, train (after the warm-up), handle the episode end."""
@@ -491,6 +516,8 @@ class Trainer:
             self._reset_env()
         self.wm.eval()
         self.ac.eval()
+        if c.train.tensorboard:
+            self._open_tensorboard()
         self._write_run_info("running")
         progress = Progress(c.train.steps, self.step, c.train.log_every)
         t_window, s_window = time.time(), self.step
@@ -532,6 +559,16 @@ class Trainer:
         print(f"done: {c.game} {c.variant} seed {c.seed}: final mean return {score:g} over "
               f"{len(final_rows)} episodes, {info['wall_time_s']:.0f} s", flush=True)
         return info
+
+    def _open_tensorboard(self) -> None:
+        """train.tensorboard: a sink beside metrics.jsonl (drama.tensorboard). purge_step:
+        TensorBoard hides what an earlier process logged after the step resumed from."""
+        from drama.tensorboard import TensorBoardSink
+
+        sink = TensorBoardSink(self.out, purge_step=self.step + 1)
+        sink.text("config", "```\n" + yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
+                  + "```", self.step)
+        self.metrics.sink = sink
 
     def _catch_stop_signals(self) -> dict[int, Any]:
         """SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, time limit) stop the loop at the next
@@ -607,6 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set world_model.lr=1e-4 (repeatable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard events into --out (= --set train.tensorboard=true)")
+    p.add_argument("--openloop", action="store_true",
+                   help="open-loop prediction strips at each evaluation (= --set "
+                        "train.openloop=true)")
     return p
 
 
@@ -620,7 +662,9 @@ def main(argv: list[str] | None = None, env_fn: EnvFn | None = None) -> int:
         return " ".join(str(e).split())
 
     try:
-        cfg = resolve_config(args.game, args.seed, args.variant, args.preset, args.set,
+        sets = args.set + (["train.tensorboard=true"] if args.tensorboard else []) \
+            + (["train.openloop=true"] if args.openloop else [])
+        cfg = resolve_config(args.game, args.seed, args.variant, args.preset, sets,
                              args.steps, args.device)
         if env_fn is None:
             atari_env_fn(cfg)  # validates the game name before anything is written
