@@ -1,0 +1,130 @@
+"""The TensorBoard sink (train.tensorboard) and the metrics table (docs/metrics.md), against real
+debug runs: what TensorBoard's own reader reads back equals metrics.jsonl, and the table names
+exactly the metrics a run writes."""
+
+import os
+import re
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_train import (PY, ROOT, RUNNER, _cli, colour_env, fast_cfg, kill_after_logged_step,
+                        start_logged, wait_ok)
+
+from drama.run_io import read_metrics
+from drama.tensorboard import read_scalars
+from drama.train import train
+
+
+def jsonl_series(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """metrics.jsonl as {name: [(step, value as float32, as TensorBoard stores it)]}."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for row in read_metrics(run_dir / "metrics.jsonl"):
+        for key, value in row.items():
+            if key != "step":
+                out.setdefault(key, []).append((row["step"], float(np.float32(float(value)))))
+    return out
+
+
+def assert_same_series(run_dir) -> None:
+    expected, got = jsonl_series(run_dir), read_scalars(run_dir)
+    assert set(got) == set(expected), set(got) ^ set(expected)
+    for key, series in expected.items():
+        assert [s for s, _ in got[key]] == [s for s, _ in series], key
+        np.testing.assert_array_equal([v for _, v in got[key]], [v for _, v in series],
+                                      err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same debug run (120 steps, evaluations at 80 and the end) without and with the sink."""
+    root = tmp_path_factory.mktemp("tb")
+    train(fast_cfg(steps=120), root / "plain", env_fn=colour_env)
+    train(fast_cfg(steps=120, extra=["train.tensorboard=true"]), root / "tb", env_fn=colour_env)
+    return root
+
+
+def test_events_read_back_equal_metrics_jsonl(runs):
+    run = runs / "tb"
+    assert list(run.glob("events.out.tfevents.*"))
+    assert_same_series(run)
+    assert {"eval/return_mean", "eval_final/return_mean", "train/loss/rec"} <= set(
+        jsonl_series(run))
+    acc = EventAccumulator(str(run), size_guidance={"histograms": 0, "tensors": 0})
+    acc.Reload()
+    hist = {t: acc.Histograms(t) for t in acc.Tags()["histograms"]}
+    assert [e.step for e in hist["eval/returns"]] == [80]
+    assert [e.step for e in hist["eval_final/returns"]] == [120]
+    assert hist["eval_final/returns"][0].histogram_value.num == 3  # final_eval_episodes
+    assert any(t.startswith("config") for t in acc.Tags()["tensors"])
+
+
+def test_the_sink_changes_nothing_else(runs):
+    """Same metrics.jsonl values (but the speed), same evaluations, no events without the
+    setting; config.yaml records the setting."""
+    plain, tb = runs / "plain", runs / "tb"
+    assert not list(plain.glob("events.out.tfevents.*"))
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "perf/env_steps_per_s"} for r in rows]
+
+    assert strip(read_metrics(plain / "metrics.jsonl")) == strip(read_metrics(tb / "metrics.jsonl"))
+    pd.testing.assert_frame_equal(pd.read_parquet(plain / "eval.parquet"),
+                                  pd.read_parquet(tb / "eval.parquet"))
+    assert "tensorboard: true" in (tb / "config.yaml").read_text()
+
+
+def test_metrics_doc_names_every_logged_metric(runs):
+    """docs/metrics.md's table names exactly the keys a debug run writes to metrics.jsonl (all
+    three kinds of rows: training averages, episode ends, periodic and final evaluations)."""
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    documented = re.findall(r"^\| `([^`]+)` \|", text, flags=re.M)
+    assert len(documented) == len(set(documented)), "a metric is listed twice"
+    written = set(jsonl_series(runs / "plain"))
+    assert {"episode/score", "eval/return_mean", "eval_final/return_mean"} <= written
+    assert set(documented) == written, (
+        f"undocumented: {sorted(written - set(documented))}; "
+        f"documented but not written: {sorted(set(documented) - written)}")
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            assert len(cells) == 5 and all(cells), line  # name, meaning, unit, healthy, where
+
+
+def test_asking_without_the_package_is_one_line_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    code = ("import sys; sys.modules['tensorboard'] = None\n"  # as if not installed
+            "from drama.train import main\n"
+            f"sys.exit(main(['--game', 'Pong', '--seed', '0', '--variant', 'drama', '--preset',"
+            f" 'debug', '--device', 'cpu', '--out', {str(out)!r}, '--tensorboard']))")
+    res = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "tensorboard" in lines[0] and ".[tensorboard]" in lines[0], lines
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_reads_back_as_its_metrics_jsonl(tmp_path):
+    """SIGKILL between two checkpoints, resume: TensorBoard hides what the killed process
+    logged after the checkpoint (purge_step), as metrics.jsonl is truncated back to it."""
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = tmp_path / "run"
+    cmd = [PY, str(script), *_cli(run, 200), "--tensorboard"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_after_logged_step(proc, run, 140, 600)  # checkpoints every 40 steps
+    wait_ok(start_logged(cmd, tmp_path / "resume.log", env), tmp_path / "resume.log", 600)
+    assert "resumed from" in (tmp_path / "resume.log").read_text()
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2
+    assert_same_series(run)
+
+
+def test_switching_the_sink_on_keeps_the_results_folder():
+    from drama.config import settings_key
+
+    assert settings_key("debug", ["train.tensorboard=true", "train.openloop=true"]) == "debug"
+    assert settings_key("debug", ["train.log_every=7"]) != "debug"
