@@ -328,50 +328,52 @@ VERDICT_COLORS = {"reproduced": OKABE_ITO[2], "below": OKABE_ITO[5], "above": OK
 
 def plot_reproduction(per_game: pd.DataFrame, aggs: pd.DataFrame, out_png: str | Path,
                       method: str = "drama") -> plt.Figure:
-    """Per game: our mean human-normalised score with its 95% CI (bar) against the published
-    value (diamond), the verdict at the right; second panel: the same for mean, median and IQM.
+    """Per game: ours minus the published mean in human-normalised units with the interval of
+    the difference (bar) and the equivalence margin (shaded), the verdict at the right; second
+    panel: the same for mean, median and IQM.
 
     ``per_game``/``aggs``: ``reproduction.reproduction_per_game``/``reproduction_aggregates``.
     """
     n = len(per_game)
     fig, (ax0, ax1) = plt.subplots(
         2, 1, figsize=(8, 0.32 * n + 3.4), gridspec_kw={"height_ratios": [max(n, 3), 3]})
-    ours_c, pub_c = OKABE_ITO[0], OKABE_ITO[1]
+    ours_c = OKABE_ITO[0]
 
-    def panel(ax, labels, mean, lo, hi, pub, verdicts, xlabel):
+    def panel(ax, labels, d, lo, hi, margin, verdicts, xlabel):
         y = np.arange(len(labels))
-        has_ci = np.isfinite(lo)
-        ax.errorbar(mean[has_ci], y[has_ci], xerr=[mean[has_ci] - lo[has_ci],
-                                                   hi[has_ci] - mean[has_ci]],
-                    fmt="o", color=ours_c, ecolor=ours_c, elinewidth=3, capsize=3, ms=5,
-                    label=f"{method}: mean, 95% CI")
-        ax.plot(mean[~has_ci], y[~has_ci], "o", color=ours_c, mfc="white", ms=5)
-        ok = np.isfinite(pub)
-        ax.plot(pub[ok], y[ok], "D", color=pub_c, mec="k", mew=0.6, ms=7, label="published")
+        has = np.isfinite(lo)
+        ax.errorbar(d[has], y[has], xerr=[d[has] - lo[has], hi[has] - d[has]], fmt="o",
+                    color=ours_c, ecolor=ours_c, elinewidth=3, capsize=3, ms=5,
+                    label=f"{method} − published: interval")
+        point = ~has & np.isfinite(d)
+        ax.plot(d[point], y[point], "o", color=ours_c, mfc="white", ms=5)
+        for j, i in enumerate(np.flatnonzero(np.isfinite(margin) & np.isfinite(d))):
+            ax.fill_betweenx([i - 0.4, i + 0.4], -margin[i], margin[i], color="0.85", lw=0,
+                             zorder=0, label="equivalence margin" if j == 0 else None)
         ax.set_yticks(y, labels)
         ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.axvline(0, color="0.6", lw=0.8)
+        ax.axvline(0, color="0.3", lw=0.8)
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlabel(xlabel)
         for i, v in enumerate(verdicts):
             ax.text(1.01, i, v, transform=ax.get_yaxis_transform(), va="center",
                     fontsize="small", color=VERDICT_COLORS.get(v, "0.4"))
 
-    panel(ax0, list(per_game["game"]), per_game["hns_mean"].to_numpy(float),
-          per_game["hns_ci_low"].to_numpy(float), per_game["hns_ci_high"].to_numpy(float),
-          per_game["hns_published"].to_numpy(float), list(per_game["verdict"]),
-          "Human-normalised score (0 = random, 1 = human)")
-    ax0.axvline(1, color="0.6", lw=0.8, ls="--")
-    ax0.legend(loc="lower right", fontsize="small")
+    panel(ax0, list(per_game["game"]), per_game["hns_diff"].to_numpy(float),
+          per_game["hns_diff_low"].to_numpy(float), per_game["hns_diff_high"].to_numpy(float),
+          per_game["hns_margin"].to_numpy(float), list(per_game["verdict"]),
+          "Ours − published, human-normalised (human − random = 1)")
+    if len(ax0.get_legend_handles_labels()[0]):
+        ax0.legend(loc="lower right", fontsize="small")
     runs = sorted(set(per_game["runs"]))
-    ax0.set_title(f"Reproduction of the published Drama results: {method}, "
+    ax0.set_title(f"Reproduction of the published results: {method}, "
                   f"{'/'.join(map(str, runs))} runs per game", pad=10)
     hns = aggs[aggs["metric"] != "superhuman_games"]
     panel(ax1, [f"{lab} ({g} games)" for lab, g in zip(hns["label"], hns["games"],
                                                        strict=True)],
-          hns["value"].to_numpy(float), hns["ci_low"].to_numpy(float),
-          hns["ci_high"].to_numpy(float), hns["published"].to_numpy(float),
-          list(hns["verdict"]), "Aggregate human-normalised score (stratified bootstrap)")
+          hns["diff"].to_numpy(float), hns["diff_low"].to_numpy(float),
+          hns["diff_high"].to_numpy(float), hns["margin"].to_numpy(float),
+          list(hns["verdict"]), "Aggregate: ours − published (human-normalised)")
     fig.tight_layout()
     save_figure(fig, out_png)
     return fig

@@ -1,25 +1,35 @@
 """Did it reproduce? Our runs of a method against its published per-game means and aggregates.
 
-Per game: our mean score over seeds with a percentile-bootstrap 95% CI (runs resampled with
-replacement), the published mean and where it comes from, and a verdict:
+Per game: our mean score over seeds, the published mean and where it comes from, the
+difference (ours - published) with its interval (``analysis.verdicts``: a t interval that counts
+the published mean's own sampling error, from the published runs when they are available, else
+from our runs' spread standing in for theirs), and a verdict:
 
-    reproduced          the published value lies inside our CI (ends included)
-    below               our CI lies entirely below the published value
-    above               our CI lies entirely above the published value
+    reproduced          the difference's interval lies within the equivalence margin
+    below               the interval lies below zero
+    above               the interval lies above zero
+    inconclusive        neither (too few runs or too much spread to tell)
     no published value  the published table has no value for the game
-    too few runs        fewer than ``min_runs`` runs (no CI from one run)
+    too few runs        fewer than ``min_runs`` runs (no spread from one run)
 
 The same for the aggregates (mean, median and IQM human-normalised score, games at or above
-human), with the stratified-bootstrap CIs of ``analysis.aggregates`` (the numbers of the
-aggregates table); an aggregate is only comparable on the games the published one covers, so a
-grid with fewer games gets ``too few games``.
+human): our value with the stratified-bootstrap CI of ``analysis.aggregates`` (the numbers of the
+aggregates table) and the difference's bootstrap interval (``verdicts.aggregate_difference``);
+an aggregate is only comparable on the games the published one covers, so a grid with other
+games gets ``too few games``. How often each verdict is right: ``verdicts.simulate_rates``
+(docs/analysis.md).
+
+Published sides: Drama's numbers (below), a per-game means CSV ``game,published[,runs]``
+(``load_published_means_csv``) or any method's per-run scores (``published_from_runs``).
 
 Published Drama numbers: ``data/drama_paper/`` (copied unchanged from the project's reference
 set; its README is the provenance). ``per_game.csv`` has a primary column ``Drama_paper`` (the
 paper's own table; empty until someone reads it) and a secondary column ``Drama_secondary``
 (another paper's comparison table) with its ``secondary_status``; a primary value wins over a
 secondary one, so filling the ``Drama_paper`` column is the whole correction. ``aggregates.csv``
-likewise has primary rows (``*_paper``) that win over the secondary rows when filled.
+likewise has primary rows (``*_paper``) that win over the secondary rows when filled. Drama
+publishes no per-run scores: the number of runs behind its means is a setting
+(``Settings.published_runs``, 5 from the paper's protocol) and our spread stands in for theirs.
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
+from analysis import verdicts as V
 from analysis.aggregates import (
     CI_SIZE,
     DEFAULT_REPS,
@@ -39,15 +52,15 @@ from analysis.aggregates import (
     superhuman_games,
 )
 from analysis.scores import ATARI100K_GAMES, DATA_DIR, HUMAN_SCORES, RANDOM_SCORES
-from analysis.scores import human_normalise, score_matrix
+from analysis.scores import canonical_game, human_normalise, score_matrix
+from analysis.verdicts import ABOVE, BELOW, INCONCLUSIVE, REPRODUCED, Settings
 
 DRAMA_PAPER_DIR = DATA_DIR / "drama_paper"
 DRAMA_PER_GAME_CSV = DRAMA_PAPER_DIR / "per_game.csv"
 DRAMA_AGGREGATES_CSV = DRAMA_PAPER_DIR / "aggregates.csv"
 
-REPRODUCED, BELOW, ABOVE = "reproduced", "below", "above"
 NO_PUBLISHED, TOO_FEW_RUNS, TOO_FEW_GAMES = "no published value", "too few runs", "too few games"
-VERDICTS = (REPRODUCED, BELOW, ABOVE, NO_PUBLISHED, TOO_FEW_RUNS, TOO_FEW_GAMES)
+VERDICTS = (REPRODUCED, BELOW, ABOVE, INCONCLUSIVE, NO_PUBLISHED, TOO_FEW_RUNS, TOO_FEW_GAMES)
 MIN_RUNS = 2
 
 #: per_game.csv value columns, in order of preference, and the source each one stands for
@@ -120,42 +133,112 @@ def load_drama_aggregates(path: str | Path = DRAMA_AGGREGATES_CSV) -> pd.DataFra
     return pd.DataFrame(rows, columns=["metric", *PUBLISHED_COLUMNS]).set_index("metric")
 
 
-def published_means(means: Mapping[str, float], source: str, status: str = "") -> pd.DataFrame:
-    """A published ``{game: mean}`` mapping in the per-game form of ``load_drama_per_game``."""
+def published_means(means: Mapping[str, float], source: str, status: str = "",
+                    runs: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """A published ``{game: mean}`` mapping in the per-game form of ``load_drama_per_game``
+    (``runs``: the runs behind each mean, where known)."""
     out = pd.DataFrame({"published": pd.Series(means, dtype=float)})
     out.index.name = "game"
-    return out.assign(source=source, status=status)
+    out = out.assign(source=source, status=status)
+    if runs is not None:
+        out["runs"] = pd.Series(runs, dtype=float).reindex(out.index)
+    return out
+
+
+def load_published_means_csv(path: str | Path) -> pd.DataFrame:
+    """A per-game means CSV ``game,published[,runs]`` -> the per-game form (source: the file
+    name, status "csv"); game names in any usual spelling."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"published file not found: {path}")
+    raw = pd.read_csv(path)
+    missing = [c for c in ("game", "published") if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; want game,published[,runs], "
+                         f"have {list(raw.columns)}")
+    games = [canonical_game(str(g)) for g in raw["game"]]
+    dup = sorted({g for g in games if games.count(g) > 1})
+    if dup:
+        raise ValueError(f"{path}: games listed twice: {dup}")
+    values = pd.to_numeric(raw["published"], errors="coerce")
+    bad = [g for g, v, r in zip(games, values, raw["published"], strict=True)
+           if pd.isna(v) and pd.notna(r)]
+    if bad:
+        raise ValueError(f"{path}: non-numeric published values for {bad}")
+    runs = None
+    if "runs" in raw.columns:
+        r = pd.to_numeric(raw["runs"], errors="coerce")
+        wrong = [g for g, v, orig in zip(games, r, raw["runs"], strict=True)
+                 if pd.notna(orig) and (pd.isna(v) or v < 2 or v != int(v))]
+        if wrong:
+            raise ValueError(f"{path}: runs must be whole numbers >= 2; bad for {wrong}")
+        runs = dict(zip(games, r, strict=True))
+    return published_means(dict(zip(games, values, strict=True)), path.name, "csv", runs)
+
+
+def published_from_runs(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A method's per-run scores (long table, one method) as the published side:
+    (per-game frame with runs and sd, aggregates frame computed from the runs)."""
+    if df["method"].nunique() != 1:
+        raise ValueError(f"{source}: one published method at a time, got "
+                         f"{sorted(df['method'].unique())}")
+    g = df.groupby("game")["score"]
+    few = sorted(g.size()[g.size() < 2].index)
+    if few:
+        raise ValueError(f"{source}: per-run published data needs >= 2 runs per game; "
+                         f"{few} have fewer (give a means CSV instead)")
+    games = [x for x in ATARI100K_GAMES if x in g.groups]
+    per_game = pd.DataFrame({"published": g.mean(), "sd": g.std(ddof=1), "runs": g.size()},
+                            ).reindex(games)
+    per_game.index.name = "game"
+    per_game = per_game.assign(source=source, status="per-run")
+    hns = human_normalise(df)
+    mat = score_matrix(hns, df["method"].iloc[0], games)
+    k = np.isfinite(mat).sum(0)
+    vals = V.agg_values(mat[None], k)[0]
+    aggs = pd.DataFrame({"published": vals, "source": source, "status": "per-run"},
+                        index=pd.Index(V.AGG_METRICS, name="metric"))
+    return per_game, aggs
+
+
+def aggregates_from_means(per_game: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Published aggregates computable from per-game means alone (all 26 games needed): mean,
+    median and games at or above human; the IQM needs the runs (no published value)."""
+    vals = per_game["published"].reindex(ATARI100K_GAMES)
+    rows = {m: np.nan for m in V.AGG_METRICS}
+    if vals.notna().all():
+        hns = np.array([(v - RANDOM_SCORES[g]) / (HUMAN_SCORES[g] - RANDOM_SCORES[g])
+                        for g, v in vals.items()])
+        rows.update(mean=hns.mean(), median=np.median(hns),
+                    superhuman_games=float(superhuman_games(hns)))
+    return pd.DataFrame({"published": pd.Series(rows), "source": source,
+                         "status": "from per-game means"},
+                        index=pd.Index(V.AGG_METRICS, name="metric"))
 
 
 # ------------------------------------------------------------------ verdicts
-def verdict(low: float, high: float, published: float, runs: int,
+def verdict(low: float, high: float, margin: float, published: float, runs: int,
             min_runs: int = MIN_RUNS) -> str:
-    """The verdict for one number: our CI [low, high] from ``runs`` runs against published."""
+    """The verdict for one number: the interval [low, high] of ours - published, from
+    ``runs`` of our runs, against the equivalence margin."""
     if runs < min_runs:
         return TOO_FEW_RUNS
     if published is None or not np.isfinite(published):
         return NO_PUBLISHED
     assert low <= high, (low, high)
-    if published < low:
-        return ABOVE
-    if published > high:
-        return BELOW
-    return REPRODUCED
+    return V.classify(low, high, margin)
 
 
-def mean_ci(scores: np.ndarray, reps: int, rng: int | np.random.RandomState,
-            size: float = CI_SIZE) -> tuple[float, float, float]:
-    """Mean of ``scores`` (one per run) and its percentile-bootstrap CI (runs resampled with
-    replacement, ``reps`` times). Fewer than two runs: the CI is NaN."""
+def mean_ci(scores: np.ndarray, level: float = CI_SIZE) -> tuple[float, float, float, float]:
+    """(mean, sd, low, high): the mean of ``scores`` (one per run) and its t interval. Fewer
+    than two runs: sd and interval NaN."""
     x = np.asarray(scores, float)
     assert x.ndim == 1 and len(x) >= 1, x.shape
     if len(x) < 2:
-        return float(x.mean()), np.nan, np.nan
-    rs = rng if isinstance(rng, np.random.RandomState) else np.random.RandomState(rng)
-    means = x[rs.randint(0, len(x), size=(reps, len(x)))].mean(1)  # (reps,)
-    alpha = 100 * (1 - size) / 2
-    lo, hi = np.percentile(means, [alpha, 100 - alpha])
-    return float(x.mean()), float(lo), float(hi)
+        return float(x.mean()), np.nan, np.nan, np.nan
+    sd = float(x.std(ddof=1))
+    half = stats.t.ppf((1 + level) / 2, len(x) - 1) * sd / np.sqrt(len(x))
+    return float(x.mean()), sd, float(x.mean() - half), float(x.mean() + half)
 
 
 def _hns(game: str, value: float) -> float:
@@ -163,19 +246,31 @@ def _hns(game: str, value: float) -> float:
     return (value - lo) / (hi - lo)
 
 
+def _published_row(published: pd.DataFrame, game: str, s: Settings):
+    """(value, source, status, runs, sd) of a game; sd NaN: means only."""
+    if game not in published.index:
+        return np.nan, "", "missing", np.nan, np.nan
+    r = published.loc[game]
+    runs = r.get("runs", np.nan)
+    runs = float(s.published_runs) if pd.isna(runs) else float(runs)
+    sd = r.get("sd", np.nan)
+    return float(r["published"]), r["source"], r["status"], runs, float(sd)
+
+
 def reproduction_per_game(df: pd.DataFrame, method: str, published: pd.DataFrame,
-                          games: Sequence[str] | None = None, reps: int = DEFAULT_REPS,
-                          seed: int = 0, min_runs: int = MIN_RUNS) -> pd.DataFrame:
-    """One row per game: runs, our mean and 95% CI (raw and human-normalised), the published
-    value with its source and status, and the verdict.
+                          games: Sequence[str] | None = None,
+                          settings: Settings = V.DEFAULTS) -> pd.DataFrame:
+    """One row per game: runs, our mean, sd and 95% t interval, the published value with its
+    runs, source and status, the difference ours - published with its interval and the margin
+    (raw and human-normalised), and the verdict.
 
     Args:
         df: long score table (``analysis.scores``) holding ``method``.
-        published: index game, columns published, source, status (``load_drama_per_game``).
+        published: index game, columns published, source, status, and optionally runs (the
+            runs behind the mean; default ``settings.published_runs``) and sd (their standard
+            deviation; absent or NaN: our spread stands in for theirs).
         games: rows (default: the method's games, in table order); a game without runs is an
             error.
-        reps, seed: bootstrap replicates and seed (per game: ``method_seed(seed, method/game)``).
-        min_runs: fewer runs than this give "too few runs".
     """
     sub = df[df["method"] == method]
     if sub.empty:
@@ -185,41 +280,59 @@ def reproduction_per_game(df: pd.DataFrame, method: str, published: pd.DataFrame
     missing = [g for g in games if g not in have]
     if missing:
         raise ValueError(f"method {method!r} has no runs for games {missing}")
+    s = settings
     rows = []
     for g in games:
         scores = sub[sub["game"] == g].sort_values("run")["score"].to_numpy(float)
-        mean, lo, hi = mean_ci(scores, reps, method_seed(seed, f"{method}/{g}"))
-        if g in published.index:
-            pub, source, status = (published.loc[g, c] for c in PUBLISHED_COLUMNS)
+        n = len(scores)
+        mean, sd, lo, hi = mean_ci(scores, s.level)
+        pub, source, status, m, pub_sd = _published_row(published, g, s)
+        per_run = np.isfinite(pub_sd)
+        if n >= 2 and np.isfinite(pub):
+            d, d_lo, d_hi = (float(v) for v in V.t_difference(
+                mean, sd, n, pub, m, pub_sd if per_run else None,
+                s.level if per_run else s.level_means_only))
         else:
-            pub, source, status = np.nan, "", "missing"
+            d, d_lo, d_hi = mean - pub, np.nan, np.nan
+        margin = V.margin_raw(g, pub if np.isfinite(pub) else 0.0, s)
+        span = HUMAN_SCORES[g] - RANDOM_SCORES[g]
         rows.append({
-            "game": g, "runs": len(scores), "mean": mean, "ci_low": lo, "ci_high": hi,
-            "published": float(pub), "source": source, "status": status,
-            "verdict": verdict(lo, hi, float(pub), len(scores), min_runs),
+            "game": g, "runs": n, "mean": mean, "sd": sd, "ci_low": lo, "ci_high": hi,
+            "published": pub, "published_runs": m if np.isfinite(pub) else np.nan,
+            "published_spread": ("" if not np.isfinite(pub) else
+                                 "published runs" if per_run else "ours for theirs"),
+            "source": source, "status": status, "diff": d, "diff_low": d_lo,
+            "diff_high": d_hi, "margin": margin,
+            "verdict": verdict(d_lo, d_hi, margin, pub, n, s.min_runs),
             "hns_mean": _hns(g, mean), "hns_ci_low": _hns(g, lo), "hns_ci_high": _hns(g, hi),
-            "hns_published": _hns(g, float(pub)),
+            "hns_published": _hns(g, pub), "hns_diff": d / span, "hns_diff_low": d_lo / span,
+            "hns_diff_high": d_hi / span, "hns_margin": margin / span,
         })
     return pd.DataFrame(rows)
 
 
 def _superhuman_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Games at or above human of each resampled matrix x (B, runs, games) -> (B, 1)."""
-    game_means = np.nansum(x, 1) / k  # (B, games)
-    return (game_means >= 1.0 - 1e-9).sum(1)[:, None].astype(float)
+    return V._superhuman_batch(x, k)[:, None]
 
 
 def reproduction_aggregates(df: pd.DataFrame, method: str, published: pd.DataFrame,
                             games: Sequence[str] | None = None, reps: int = DEFAULT_REPS,
-                            seed: int = 0, min_runs: int = MIN_RUNS,
-                            published_games: Sequence[str] = ATARI100K_GAMES) -> pd.DataFrame:
+                            seed: int = 0, settings: Settings = V.DEFAULTS,
+                            published_games: Sequence[str] = ATARI100K_GAMES,
+                            published_scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per aggregate (mean, median, IQM HNS, games >= human): our point estimate and
-    stratified-bootstrap 95% CI over ``games``, the published value, and the verdict.
+    stratified-bootstrap 95% CI over ``games``, the published value, the difference with its
+    interval (``verdicts.aggregate_difference``, ``reps`` replicates) and the verdict.
 
     Mean, median and IQM are ``aggregates.aggregate``'s numbers (same seed, same CIs as the
-    aggregates table). A grid that lacks some of ``published_games`` (the games the published
-    aggregates cover) gets "too few games": an aggregate over other games is not comparable.
+    aggregates table). A grid whose games differ from ``published_games`` (the games the
+    published aggregates cover) gets "too few games": an aggregate over other games is not
+    comparable. ``published_scores``: the published method's per-run scores (long table), whose
+    own bootstrap then gives the published aggregate's sampling error; otherwise m =
+    ``settings.published_runs`` runs per game drawn from ours stand in for theirs.
     """
+    s = settings
     df = df if "hns" in df.columns else human_normalise(df)
     agg = aggregate(df, methods=[method], games=games, reps=reps, seed=seed)[method]
     mat = score_matrix(df, method, games)  # (runs, games) HNS
@@ -231,18 +344,35 @@ def reproduction_aggregates(df: pd.DataFrame, method: str, published: pd.DataFra
     ours = {m: agg[m] for m in ("mean", "median", "iqm")}
     ours["superhuman_games"] = [float(count), float(c_lo), float(c_hi)]
     n_games = agg["games"]
-    complete = set(published_games) <= set(df[df["method"] == method]["game"]) if games is None \
-        else set(published_games) <= set(games)
+    sub_games = set(df[df["method"] == method]["game"])
+    our_games = [g for g in ATARI100K_GAMES if g in sub_games] if games is None else list(games)
+    complete = set(published_games) == set(our_games)
+    pub = {m: (tuple(published.loc[m, c] for c in PUBLISHED_COLUMNS) if m in published.index
+               else (np.nan, "", "missing")) for m in V.AGG_METRICS}
+    pub = {m: (float(v), src, st) for m, (v, src, st) in pub.items()}
+    values = np.array([pub[m][0] for m in V.AGG_METRICS])
+    d = lo = hi = np.full(len(V.AGG_METRICS), np.nan)
+    if agg["runs_min"] >= s.min_runs and complete:
+        pub_mat = None
+        if published_scores is not None:
+            pub_df = human_normalise(published_scores)
+            pub_mat = score_matrix(pub_df, pub_df["method"].iloc[0], our_games)
+        _, d, lo, hi = V.aggregate_difference(
+            mat, values, s.published_runs, pub_mat, reps, method_seed(seed, f"{method}#diff"),
+            s.level_aggregates)
+    margins = dict(zip(V.AGG_METRICS, [s.margin_hns] * 3 + [s.margin_games], strict=True))
     rows = []
-    for metric, (point, lo, hi) in ours.items():
-        pub, source, status = ((published.loc[metric, c] for c in PUBLISHED_COLUMNS)
-                               if metric in published.index else (np.nan, "", "missing"))
-        v = verdict(lo, hi, float(pub), agg["runs_min"], min_runs)
-        if v in (REPRODUCED, BELOW, ABOVE) and not complete:
-            v = TOO_FEW_GAMES
+    for j, metric in enumerate(V.AGG_METRICS):
+        point, c_lo, c_hi = ours[metric]
+        value, source, status = pub[metric]
+        v = verdict(lo[j], hi[j], margins[metric], value, agg["runs_min"], s.min_runs) \
+            if complete or agg["runs_min"] < s.min_runs or not np.isfinite(value) \
+            else TOO_FEW_GAMES
         rows.append({"metric": metric, "label": AGGREGATE_LABELS[metric], "games": n_games,
-                     "runs": agg["runs_min"], "value": point, "ci_low": lo, "ci_high": hi,
-                     "published": float(pub), "source": source, "status": status, "verdict": v})
+                     "runs": agg["runs_min"], "value": point, "ci_low": c_lo, "ci_high": c_hi,
+                     "published": value, "source": source, "status": status,
+                     "diff": point - value, "diff_low": lo[j], "diff_high": hi[j],
+                     "margin": margins[metric], "verdict": v})
     return pd.DataFrame(rows)
 
 
@@ -250,6 +380,24 @@ def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
     """{verdict: number of rows} in VERDICTS order, verdicts that occur only."""
     counts = frame["verdict"].value_counts()
     return {v: int(counts[v]) for v in VERDICTS if v in counts}
+
+
+# ------------------------------------------------------------------ error rates
+def verdict_rates(scores: pd.DataFrame, n: int, settings: Settings = V.DEFAULTS,
+                  draws: int = 200, aggregate_draws: int = 100, reps: int = 500,
+                  seed: int = 0) -> pd.DataFrame:
+    """The rates of each verdict at n of our runs against a means-only published value from
+    ``settings.published_runs`` runs, simulated from ``scores`` (one method's per-run scores):
+    one row "per game" (all game draws) and one per aggregate."""
+    m = settings.published_runs
+    per_game = V.simulate_rates(scores, n, m, draws=draws, seed=seed, settings=settings)
+    rows = [{"row": "per game", "draws": draws * len(per_game), **V.summarise(per_game)}]
+    if aggregate_draws > 0:
+        aggs = V.simulate_aggregate_rates(scores, n, m, draws=aggregate_draws, reps=reps,
+                                          seed=seed, settings=settings)
+        rows += [{"row": AGGREGATE_LABELS[r.pop("metric")], "draws": aggregate_draws, **r}
+                 for r in aggs.to_dict("records")]
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ table
@@ -261,75 +409,148 @@ def _ci(lo: float, hi: float, digits: int) -> str:
     return "—" if not np.isfinite(lo) else f"[{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
+def _diff(d: float, lo: float, hi: float, digits: int) -> str:
+    if not np.isfinite(d):
+        return "—"
+    return f"{d:+,.{digits}f} {_ci(lo, hi, digits)}"
+
+
 def reproduction_rows(per_game: pd.DataFrame, aggs: pd.DataFrame) -> tuple[list, list, int]:
     """(header, rows, index of the last per-game row) of the readable reproduction table."""
-    header = ["Game", "Runs", "Our mean", "Our 95% CI", "Published", "Verdict", "Source",
-              "Status"]
-    rows = [[r.game, str(r.runs), _num(r.mean, 1), _ci(r.ci_low, r.ci_high, 1),
-             _num(r.published, 1), r.verdict, r.source or "—", r.status]
+    header = ["Game", "Runs", "Our mean", "Published (runs)", "Ours − published [interval]",
+              "Margin ±", "Verdict", "Source", "Status"]
+    rows = [[r.game, str(r.runs), _num(r.mean, 1),
+             _num(r.published, 1) + (f" ({r.published_runs:.0f})"
+                                     if np.isfinite(r.published) else ""),
+             _diff(r.diff, r.diff_low, r.diff_high, 1), _num(r.margin, 1), r.verdict,
+             r.source or "—", r.status]
             for r in per_game.itertuples(index=False)]
     for r in aggs.itertuples(index=False):
         d = 0 if r.metric == "superhuman_games" else 3
-        rows.append([f"{r.label} ({r.games} games)", str(r.runs), _num(r.value, d),
-                     _ci(r.ci_low, r.ci_high, d), _num(r.published, d), r.verdict,
-                     r.source or "—", r.status])
+        rows.append([f"{r.label} ({r.games} games)", str(r.runs),
+                     f"{_num(r.value, d)} {_ci(r.ci_low, r.ci_high, d)}", _num(r.published, d),
+                     _diff(r.diff, r.diff_low, r.diff_high, d), _num(r.margin, d if d else 0),
+                     r.verdict, r.source or "—", r.status])
     return header, rows, len(per_game) - 1
+
+
+def rates_rows(rates: pd.DataFrame) -> tuple[list, list]:
+    """(header, rows) of the verdict-rates table (percentages)."""
+    shifts = [c for c in rates.columns if c.startswith("power_")]
+    header = ["Simulated", "Draws", "False below", "False above", "Inconclusive", "Reproduced",
+              *(f"Power, {c.split('_')[1]} lower" for c in shifts)]
+    rows = [[r["row"], str(int(r["draws"])),
+             *(f"{100 * r[c]:.1f}%" for c in ["false_below", "false_above", "inconclusive",
+                                              "reproduced", *shifts])]
+            for r in rates.to_dict("records")]
+    return header, rows
+
+
+def method_note(settings: Settings, means_only: bool = True) -> str:
+    """How the verdicts are made, for table notes and captions."""
+    s = settings
+    spread = (f"the published mean's standard error assumes {s.published_runs} runs and, as "
+              "no per-run published scores exist, our runs' spread for theirs" if means_only
+              else "the published means' standard errors come from their own runs")
+    return (f"Verdict from the interval of ours − published: a t interval "
+            f"({100 * s.level_means_only:g}% with published means only, "
+            f"{100 * s.level:g}% Welch with published runs); {spread}. Reproduced = the "
+            f"interval lies within ±margin (max of {s.margin_hns:g} x (human − random) and "
+            f"{s.margin_relative:g} x the published value; games >= human: ±"
+            f"{s.margin_games:g}); below/above = it excludes zero on that side; inconclusive "
+            f"= neither. Aggregates: basic-bootstrap interval of the difference "
+            f"({100 * s.level_aggregates:g}%), stratified over games.")
 
 
 def write_reproduction_table(per_game: pd.DataFrame, aggs: pd.DataFrame, method: str,
                              reps: int, out_md: str | Path, out_csv: str | Path,
                              out_tex: str | Path, out_html: str | Path | None = None,
-                             steps: str = "", out_rst: str | Path | None = None) -> str:
+                             steps: str = "", out_rst: str | Path | None = None,
+                             settings: Settings = V.DEFAULTS,
+                             out_aggregates_csv: str | Path | None = None,
+                             rates: pd.DataFrame | None = None, rates_source: str = "",
+                             out_rates_html: str | Path | None = None,
+                             out_rates_csv: str | Path | None = None) -> str:
     """Write the reproduction table (Markdown, CSV, LaTeX, optional HTML and reStructuredText,
     the latter for the report's front page); return its note.
 
-    CSV: raw numbers, one row per game (kind "game") and per aggregate (kind "aggregate").
+    CSV: one row per game with raw numbers and the verdict; the aggregates go to
+    ``out_aggregates_csv`` (default: ``<out_csv stem>_aggregates.csv``). ``rates``
+    (``verdict_rates``): how often each verdict is right at the grid's runs, shown after the
+    verdicts (and as their own HTML/CSV table when the paths are given).
     """
     from analysis.tables import _md_row, _mkparent, _tex_escape, write_html_table
 
     header, rows, last_game = reproduction_rows(per_game, aggs)
     counts = verdict_counts(per_game)
     runs = sorted(set(per_game["runs"]))
+    means_only = not (per_game["published_spread"] == "published runs").any()
     note = (f"Method {method!r}; runs per game: {'/'.join(map(str, runs))}"
-            f"{'; ' + steps if steps else ''}. Our mean over runs with a 95% percentile-bootstrap "
-            f"CI ({reps} reps; aggregates: stratified bootstrap over games, human-normalised). "
-            f"Verdict: reproduced = the published value lies inside our CI; below/above = our CI "
-            f"lies below/above it. Per game: "
+            f"{'; ' + steps if steps else ''}. Our mean over runs (aggregates: with the "
+            f"95% stratified-bootstrap CI, {reps} reps, human-normalised). "
+            + method_note(settings, means_only) + " Per game: "
             + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+    rate_lines = []
+    if rates is not None:
+        r_header, r_rows = rates_rows(rates)
+        rate_lines = [f"How often these verdicts are right at {'/'.join(map(str, runs))} "
+                      f"run(s) against {settings.published_runs} published: simulated on "
+                      f"{rates_source} (a perfect reproduction: false below/above, "
+                      f"inconclusive, reproduced; a worse one: power to call it below).",
+                      "", _md_row(r_header), _md_row(["---"] + ["---:"] * (len(r_header) - 1)),
+                      *(_md_row(r) for r in r_rows)]
     flat_games = per_game.assign(kind="game", name=per_game["game"], value=per_game["mean"],
                                  games=1)
-    flat_aggs = aggs.assign(kind="aggregate", name=aggs["metric"])
-    cols = ["kind", "name", "games", "runs", "value", "ci_low", "ci_high", "published",
-            "source", "status", "verdict"]
+    cols = ["kind", "name", "games", "runs", "value", "sd", "ci_low", "ci_high", "published",
+            "published_runs", "published_spread", "diff", "diff_low", "diff_high", "margin",
+            "hns_diff", "hns_diff_low", "hns_diff_high", "hns_margin", "source", "status",
+            "verdict"]
     _mkparent(out_csv)
-    pd.concat([flat_games[cols], flat_aggs[cols]], ignore_index=True).to_csv(
-        out_csv, index=False, float_format="%.6g")
-    md = [_md_row(header), _md_row(["---", "---:", "---:", "---:", "---:", "---", "---", "---"])]
+    flat_games[cols].to_csv(out_csv, index=False, float_format="%.6g")
+    out_aggregates_csv = (Path(out_csv).with_name(Path(out_csv).stem + "_aggregates.csv")
+                          if out_aggregates_csv is None else out_aggregates_csv)
+    agg_cols = ["kind", "name", "games", "runs", "value", "ci_low", "ci_high", "published",
+                "diff", "diff_low", "diff_high", "margin", "source", "status", "verdict"]
+    _mkparent(out_aggregates_csv)
+    aggs.assign(kind="aggregate", name=aggs["metric"])[agg_cols].to_csv(
+        out_aggregates_csv, index=False, float_format="%.6g")
+    md = [_md_row(header), _md_row(["---", "---:", "---:", "---:", "---:", "---:", "---", "---",
+                                    "---"])]
     md += [_md_row(r) for r in rows]
     _mkparent(out_md)
-    Path(out_md).write_text("\n".join(md) + f"\n\n{note}\n")
+    Path(out_md).write_text("\n".join(md) + f"\n\n{note}\n"
+                            + ("\n" + "\n".join(rate_lines) + "\n" if rate_lines else ""))
     body = [" & ".join(_tex_escape(c) for c in header) + r" \\", r"\midrule"]
     for i, r in enumerate(rows):
         body.append(" & ".join(_tex_escape(c.replace(">=", r"$\geq$")) for c in r) + r" \\")
         if i == last_game:
             body.append(r"\midrule")
-    tex = "\n".join([r"\begin{tabular}{lrrrrlp{5cm}l}", r"\toprule", *body, r"\bottomrule",
+    tex = "\n".join([r"\begin{tabular}{lrrrrrlp{5cm}l}", r"\toprule", *body, r"\bottomrule",
                      r"\end{tabular}"])
     _mkparent(out_tex)
     Path(out_tex).write_text(f"% {note}\n% needs \\usepackage{{booktabs}}\n{tex}\n")
     if out_rst is not None:
         _mkparent(out_rst)
-        Path(out_rst).write_text(_rst_summary(per_game, aggs))
+        Path(out_rst).write_text(_rst_summary(per_game, aggs, rates))
     if out_html is not None:
-        write_html_table(out_html, f"Reproduction: {method} against the published Drama results",
+        write_html_table(out_html, f"Reproduction: {method} against the published results",
                          header, rows, note=note, rules_after=[last_game],
                          verdict_column="Verdict")
+    if rates is not None and out_rates_html is not None:
+        write_html_table(out_rates_html, f"How often a verdict is right at "
+                         f"{'/'.join(map(str, runs))} run(s)", *rates_rows(rates),
+                         note=rate_lines[0])
+    if rates is not None and out_rates_csv is not None:
+        _mkparent(out_rates_csv)
+        rates.to_csv(out_rates_csv, index=False, float_format="%.4f")
     return note
 
 
-def _rst_summary(per_game: pd.DataFrame, aggs: pd.DataFrame) -> str:
-    """The report's front page: games per verdict, then the aggregates, as two short
-    reStructuredText list-tables (narrow enough for the report's description column)."""
+def _rst_summary(per_game: pd.DataFrame, aggs: pd.DataFrame,
+                 rates: pd.DataFrame | None = None) -> str:
+    """The report's front page: games per verdict, then the aggregates, then (when given) how
+    often such verdicts are right, as short reStructuredText list-tables (narrow enough for the
+    report's description column)."""
     def cell(c: str) -> str:
         return (c.replace("\\", "\\\\").replace("*", "\\*").replace("`", "\\`")
                 .replace("|", "\\|").replace("_", "\\_")) or ".."
@@ -351,4 +572,28 @@ def _rst_summary(per_game: pd.DataFrame, aggs: pd.DataFrame) -> str:
                      _num(r.published, d), r.verdict])
     out += table([f"Aggregate ({int(aggs['games'].iloc[0])} games)", "Ours [95% CI]",
                   "Published", "Verdict"], rows)
+    if rates is not None:
+        g = rates.iloc[0]
+        shifts = [c for c in rates.columns if c.startswith("power_")]
+        out += table(["What a per-game verdict means (simulated)", "Rate"], [
+            ["perfect reproduction called below / above",
+             f"{100 * g['false_below']:.1f}% / {100 * g['false_above']:.1f}%"],
+            ["perfect reproduction inconclusive / reproduced",
+             f"{100 * g['inconclusive']:.1f}% / {100 * g['reproduced']:.1f}%"],
+            *([f"called below when {c.split('_')[1]} HNS worse", f"{100 * g[c]:.1f}%"]
+              for c in shifts)])
     return "\n".join(out)
+
+
+def write_no_rates(out_html: str | Path, out_csv: str | Path, runs: int,
+                   settings: Settings = V.DEFAULTS) -> None:
+    """The rates outputs of a grid with fewer than ``min_runs`` runs per game: nothing to
+    simulate (every verdict is "too few runs"), said in both files."""
+    from analysis.tables import _mkparent, write_html_table
+
+    why = (f"{runs} run(s) per game: fewer than {settings.min_runs}, so every verdict is "
+           f"'too few runs' and there are no error rates to show.")
+    write_html_table(out_html, "How often a verdict is right", ["Simulated", "Note"],
+                     [["per game", why]])
+    _mkparent(out_csv)
+    pd.DataFrame(columns=["row", "draws", *V.RATE_COLUMNS]).to_csv(out_csv, index=False)

@@ -136,7 +136,7 @@ def test_reproduction_figure_and_html_table(tmp_path):
     runs = pd.DataFrame([("drama", g, i, s) for g, base in [("Alien", 820), ("Pong", -20)]
                          for i, s in enumerate([base - 5, base, base + 5])],
                         columns=S.COLUMNS)
-    pg = R.reproduction_per_game(runs, "drama", R.load_drama_per_game(), reps=200)
+    pg = R.reproduction_per_game(runs, "drama", R.load_drama_per_game())
     ag = R.reproduction_aggregates(runs, "drama", R.load_drama_aggregates(), reps=200)
     fig = F.plot_reproduction(pg, ag, tmp_path / "r.png")
     right = [t.get_text() for t in fig.axes[0].texts]

@@ -23,11 +23,18 @@ rule reproduction:
     output:
         md=f"{OUT}/tables/reproduction.md",
         csv=f"{OUT}/tables/reproduction.csv",
+        aggregates_csv=f"{OUT}/tables/reproduction_aggregates.csv",
         tex=f"{OUT}/tables/reproduction.tex",
         rst=f"{OUT}/tables/reproduction.rst",
         html=report(
             f"{OUT}/tables/reproduction.html",
             caption="../report/reproduction_table.rst",
+            category="1. Reproduction",
+        ),
+        rates_csv=f"{OUT}/tables/reproduction_rates.csv",
+        rates_html=report(
+            f"{OUT}/tables/reproduction_rates.html",
+            caption="../report/reproduction_rates.rst",
             category="1. Reproduction",
         ),
         png=report(
@@ -47,6 +54,7 @@ rule reproduction:
         steps=run_steps(),
         reps=config["bootstrap"]["reps"],
         seed=config["bootstrap"]["seed"],
+        verdict=config["reproduction"],
     script:
         "../scripts/reproduction.py"
 

@@ -162,6 +162,10 @@ def all_targets():
         targets += expand(
             f"{OUT}/tables/reproduction.{{ext}}", ext=["md", "csv", "tex", "html"]
         )
+        targets += [
+            f"{OUT}/tables/reproduction_aggregates.csv",
+            f"{OUT}/tables/reproduction_rates.html",
+        ]
     targets += expand(
         f"{OUT}/figures/{{stem}}.{{ext}}", stem=figure_stems(), ext=["png", "pdf"]
     )
