@@ -27,9 +27,11 @@ include: "workflow/rules/collect.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/sequence_benchmark.smk"
 include: "workflow/rules/learning.smk"
+include: "workflow/rules/openloop.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        openloop_targets(),

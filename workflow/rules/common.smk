@@ -224,3 +224,14 @@ def sequence_benchmark_args():
     if config["device"] != "auto":  # auto: the script picks CUDA when available
         args += ["--device", config["device"]]
     return " ".join(args)
+
+
+def openloop_variant():
+    """The variant whose runs get a strip: the reproduced one if in the grid."""
+    return REPRODUCE if REPRODUCE in VARIANTS else VARIANTS[0]
+
+
+def openloop_targets():
+    if not config["openloop_strips"]:
+        return []
+    return expand(f"{OUT}/openloop/{{game}}.png", game=GAMES)
