@@ -455,8 +455,12 @@ class Trainer:
         from drama.openloop import openloop_from_replay, write_openloop
 
         c = self.cfg
-        result = openloop_from_replay(self.wm, self.replay, c.actor_critic.imag_context,
-                                      c.actor_critic.imag_horizon,
+        context, horizon = c.actor_critic.imag_context, c.actor_critic.imag_horizon
+        if len(self.replay) < context + horizon:
+            print(f"open loop at step {self.step} skipped: the replay holds {len(self.replay)} "
+                  f"transitions, fewer than {context + horizon}", flush=True)
+            return
+        result = openloop_from_replay(self.wm, self.replay, context, horizon,
                                       seed=derive_seed(c.seed, _OPENLOOP, self.step))
         strip = write_openloop(result, self.out / "openloop" / f"step{self.step:07d}",
                                title=f"{c.game} {c.variant} seed {c.seed}, step {self.step}")
