@@ -364,7 +364,7 @@ def plot_reproduction(per_game: pd.DataFrame, aggs: pd.DataFrame, out_png: str |
           per_game["hns_margin"].to_numpy(float), list(per_game["verdict"]),
           "Ours − published, human-normalised (human − random = 1)")
     if len(ax0.get_legend_handles_labels()[0]):
-        ax0.legend(loc="lower right", fontsize="small")
+        ax0.legend(loc="best", fontsize="small")
     runs = sorted(set(per_game["runs"]))
     ax0.set_title(f"Reproduction of the published results: {method}, "
                   f"{'/'.join(map(str, runs))} runs per game", pad=10)

@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]
 CATEGORIES = ["0. Does it learn?", "1. Reproduction", "2. Aggregates", "3. Per game",
               "4. Ablations", "5. Learning curves", "6. Cost", "7. Sequence scaling"]
-TABLES = ["reproduction.html", "aggregates.html", "per_game.html", "costs.html",
+TABLES = ["reproduction.html", "reproduction_rates.html", "aggregates.html", "per_game.html", "costs.html",
           "sequence_speed.html", "learning.html"]
 FIGURES = ["reproduction.png", "aggregates.png", "performance_profiles.png",
            "probability_of_improvement.png", "ablation_dfs.png", "sample_efficiency.png",
@@ -173,7 +173,13 @@ def test_report_renders_in_chromium_with_every_table_and_figure(tmp_path):
     csv = pd.read_csv(wd / "results/tables/reproduction.csv").set_index("name")
     assert csv.loc["Pong", "verdict"] == "no published value"
     assert csv.loc["MsPacman", "verdict"] == "below" and csv.loc["MsPacman", "published"] == 2270
-    assert (csv[csv["kind"] == "aggregate"]["verdict"] == "too few games").all()
+    assert csv.loc["MsPacman", "diff_high"] < 0
+    aggs = pd.read_csv(wd / "results/tables/reproduction_aggregates.csv")
+    assert (aggs["verdict"] == "too few games").all()
+    # the verdicts' error rates at the grid's 2 runs per game, simulated from SPR's runs
+    rates = pd.read_csv(wd / "results/tables/reproduction_rates.csv").set_index("row")
+    assert rates.loc["per game", "draws"] == 200 * 26
+    assert 0 <= rates.loc["per game", "false_below"] + rates.loc["per game", "false_above"] < 0.1
 
     # Front page as a browser shows it (and a screenshot of it).
     shot = tmp_path / "report.png"
@@ -199,7 +205,9 @@ def test_report_renders_in_chromium_with_every_table_and_figure(tmp_path):
     assert "MsPacman" in front and "below" in front and "no published value" in front
     assert front.index("1. Reproduction") < front.index("2. Aggregates")
     assert set(log["categories"]) == set(CATEGORIES)
-    for cat, stems in {"1. Reproduction": ["reproduction.html", "reproduction.png"],
+    assert "perfect reproduction called below / above" in front  # the rates by the verdicts
+    for cat, stems in {"1. Reproduction": ["reproduction.html", "reproduction.png",
+                                           "reproduction_rates.html"],
                        "3. Per game": ["per_game.html"], "6. Cost": ["costs.html"],
                        "4. Ablations": ["ablation_dfs.png"]}.items():
         for stem in stems:
@@ -219,3 +227,4 @@ def test_report_renders_in_chromium_with_every_table_and_figure(tmp_path):
     # Captions carry the numbers: runs per game, bootstrap reps, steps.
     text = report.read_text()
     assert "2 run(s) per game" in text and "2000 reps" in text and "160 environment steps" in text
+    assert "our runs' spread as the estimate of" in text and "99.0% t interval" in text
