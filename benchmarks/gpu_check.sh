@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# One-command GPU check (issue 13): from a bare machine with a CUDA torch, in <= 9 minutes.
+# One-command GPU check: from a bare machine with a CUDA torch, in <= 9 minutes, it answers
+# whether the install works, how fast a paper-preset run is, how many runs fit on the GPU, and
+# whether the agent learns.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
 # Before (on a machine with network, once): fill the ignored folder .whl/ with the wheels the
-# GPU image lacks (gymnasium, ale-py, mamba-ssm, ...; helper script by issue 14):
+# GPU image lacks (gymnasium, ale-py, mamba-ssm, ...):
 #   scripts/gpu_wheels.sh .whl
-# and carry .whl with the repository (the device tool: carry [".whl"]).
+# and take .whl along with the repository.
 #
 # Parts, each under its own `timeout` so that a slow part cannot starve the rest (seconds,
 # overridable by the environment variable in brackets):
 #   wheels        pip install --no-index .whl/*.whl --target /tmp/site    [GPU_CHECK_T_WHEELS 60]
-#   pytest_gpu    pytest -m gpu                                           [GPU_CHECK_T_PYTEST 120]
-#   sequence      benchmarks/sequence_speed.py at the paper's lengths     [GPU_CHECK_T_SEQ 75]
-#   loop_eager    benchmarks/train_loop.py, paper preset, compile off     [GPU_CHECK_T_EAGER 60]
-#   loop_compiled the same with train.compile=on (compile time = warm_s)  [GPU_CHECK_T_COMPILED 150]
-#   run           python -m drama.train, paper preset, Boxing, for the steps the measured speed
-#                 allows in the time left before GPU_CHECK_TOTAL (default 530 s from the start),
-#                 with a small learning curve (eval every quarter of the steps)
-# Output in OUT_DIR (at most 8 files, flat, as the device tool returns them): summary.json (all
-# parts: status, seconds, numbers), eval_curve.csv, log.txt, pytest_gpu.txt, sequence_speed.csv,
-# loop_eager.json, loop_compiled.json, run_info.json.
+#   pytest_gpu    pytest -m gpu                                           [GPU_CHECK_T_PYTEST 100]
+#   sequence      benchmarks/sequence_speed.py at the paper's lengths     [GPU_CHECK_T_SEQ 60]
+#   loop_eager    benchmarks/train_loop.py, paper preset, compile off,    [GPU_CHECK_T_EAGER 60]
+#                 with the host-device syncs per update counted (CUDA)
+#   loop_compiled the same with train.compile=on (compile time = warm_s)  [GPU_CHECK_T_COMPILED 120]
+#   concurrency   benchmarks/gpu_concurrency.py: 1, 2, 4, 8 concurrent    [GPU_CHECK_T_CONC 150]
+#                 paper-preset runs (one game each, pinned by scripts/gpu_pin.sh), env steps/s
+#                 and memory per run, the recommended runs_per_gpu
+#   learning      benchmarks/gpu_learning.py: that many games at once (Boxing, Krull, Assault,
+#                 Gopher, CrazyClimber, KungFuMaster, UpNDown, Pong), seed 0, paper preset, for
+#                 the steps the measured speed allows in the time left before GPU_CHECK_TOTAL
+#                 (default 530 s from the start), an evaluation every quarter and at the end,
+#                 against the random policy (measured alongside) and DreamerV3's curves
+# Both training parts use compile on when loop_compiled succeeded, else off.
+# Output in OUT_DIR (flat, 7 files): summary.md (parts, speeds, runs per GPU, learning per game),
+# summary.json (all of it: every part's status, seconds and numbers), learning_curves.csv,
+# sequence_speed.csv, pytest_gpu.txt, log.txt, and the runs' logs in runs_log.txt.
+# Other settings: GPU_CHECK_DEVICE (cuda), GPU_CHECK_PRESET (atari100k), GPU_CHECK_GAMES (the
+# list above), GPU_CHECK_LEVELS ("1 2 4 8"), GPU_CHECK_CONC_SETTLE / _WINDOW (4 / 10 s),
+# GPU_CHECK_LEARN_RUNS / GPU_CHECK_RUN_STEPS (force the learning part's runs / steps),
+# GPU_CHECK_EVAL_EPISODES / _FINAL_EVAL_EPISODES (3 / 5), GPU_CHECK_EVAL_ALLOWANCE (60 s),
+# GPU_CHECK_RANDOM_EPISODES (10), GPU_CHECK_RUN_DIR (/tmp/gpu_check_run: the runs),
+# GPU_CHECK_WORK (a new temp folder: the parts' own files).
 #
-# CPU smoke test (tests/test_gpu_check.py): GPU_CHECK_DEVICE=cpu GPU_CHECK_PRESET=debug with
-# tiny budgets runs every part end to end on the CPU.
+# CPU rehearsal (tests/test_gpu_check.py): GPU_CHECK_DEVICE=cpu GPU_CHECK_PRESET=debug with
+# tiny budgets runs every part end to end on the CPU, 2 concurrent runs included.
 set -u
 OUT=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
 mkdir -p "$OUT"
@@ -33,20 +48,32 @@ cd "$ROOT"
 PY=${PYTHON:-python3}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 PRESET=${GPU_CHECK_PRESET:-atari100k}
-GAME=${GPU_CHECK_GAME:-Boxing}
+GAMES=${GPU_CHECK_GAMES:-Boxing Krull Assault Gopher CrazyClimber KungFuMaster UpNDown Pong}
+LOOP_GAME=${GAMES%% *}
 TOTAL=${GPU_CHECK_TOTAL:-530}
 T_WHEELS=${GPU_CHECK_T_WHEELS:-60}
-T_PYTEST=${GPU_CHECK_T_PYTEST:-120}
-T_SEQ=${GPU_CHECK_T_SEQ:-75}
+T_PYTEST=${GPU_CHECK_T_PYTEST:-100}
+T_SEQ=${GPU_CHECK_T_SEQ:-60}
 T_EAGER=${GPU_CHECK_T_EAGER:-60}
-T_COMPILED=${GPU_CHECK_T_COMPILED:-150}
+T_COMPILED=${GPU_CHECK_T_COMPILED:-120}
+T_CONC=${GPU_CHECK_T_CONC:-150}
 SEQ_LENGTHS=${GPU_CHECK_SEQ_LENGTHS:-64 128 1024 4096 16384}
 LOOP_MEASURE=${GPU_CHECK_LOOP_MEASURE:-20}
-RUN_STEPS=${GPU_CHECK_RUN_STEPS:-}        # force the run's length (default: from the speed)
+LEVELS=${GPU_CHECK_LEVELS:-1 2 4 8}
+CONC_SETTLE=${GPU_CHECK_CONC_SETTLE:-4}
+CONC_WINDOW=${GPU_CHECK_CONC_WINDOW:-10}
+LEARN_RUNS=${GPU_CHECK_LEARN_RUNS:-}      # force the learning part's runs (default: measured)
+RUN_STEPS=${GPU_CHECK_RUN_STEPS:-}        # force the runs' length (default: from the speed)
+EVAL_EPISODES=${GPU_CHECK_EVAL_EPISODES:-3}
+FINAL_EVAL_EPISODES=${GPU_CHECK_FINAL_EVAL_EPISODES:-5}
+EVAL_ALLOWANCE=${GPU_CHECK_EVAL_ALLOWANCE:-60}
+RANDOM_EPISODES=${GPU_CHECK_RANDOM_EPISODES:-10}
 RUN_DIR=${GPU_CHECK_RUN_DIR:-/tmp/gpu_check_run}
+WORK=${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check_work.XXXXXX)}
 export PYTHONUNBUFFERED=1 MAMBA_DETERMINISTIC=1
+mkdir -p "$WORK"
 LOG="$OUT/log.txt"
-PARTS="$OUT/.parts.jsonl"
+PARTS="$WORK/parts.jsonl"
 : >"$LOG"
 : >"$PARTS"
 START=$(date +%s)
@@ -68,7 +95,7 @@ part() {
     return $rc
 }
 
-say "start: device $DEVICE, preset $PRESET, game $GAME, total budget ${TOTAL}s, out $OUT"
+say "start: device $DEVICE, preset $PRESET, games $GAMES, total budget ${TOTAL}s, out $OUT, work $WORK"
 if ls .whl/*.whl >/dev/null 2>&1; then
     part wheels "$T_WHEELS" "$PY" -m pip install -q --no-index --no-deps --no-compile \
         --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -79,98 +106,53 @@ else
         >>"$PARTS"
     export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 fi
-"$PY" -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
-    torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-', 'python', sys.version)" \
-    >>"$LOG" 2>&1
+"$PY" benchmarks/gpu_summary.py env "$WORK/env.json" >>"$LOG" 2>&1
+cat "$WORK/env.json" >>"$LOG" 2>/dev/null
 
 part pytest_gpu "$T_PYTEST" bash -c "'$PY' -m pytest -m gpu -q -p no:cacheprovider tests \
     >'$OUT/pytest_gpu.txt' 2>&1; rc=\$?; tail -n 15 '$OUT/pytest_gpu.txt'; \
-    [ \$rc -eq 5 ] && exit 0; exit \$rc"   # 5: nothing collected (CPU smoke run)
+    [ \$rc -eq 5 ] && exit 0; exit \$rc"   # 5: nothing collected (CPU rehearsal)
 
 # shellcheck disable=SC2086
 part sequence "$T_SEQ" "$PY" benchmarks/sequence_speed.py --device "$DEVICE" \
     --lengths $SEQ_LENGTHS --kinds mamba2 transformer gru --csv "$OUT/sequence_speed.csv"
 
 loop() {  # loop NAME BUDGET COMPILE
-    part "$1" "$2" bash -c "set -o pipefail; '$PY' benchmarks/train_loop.py --preset '$PRESET' --game '$GAME' \
-        --device '$DEVICE' --warm 3 --measure '$LOOP_MEASURE' --set train.compile=$3 \
-        | tail -n 1 >'$OUT/$1.json'"
+    part "$1" "$2" bash -c "set -o pipefail; '$PY' benchmarks/train_loop.py --preset '$PRESET' \
+        --game '$LOOP_GAME' --device '$DEVICE' --warm 3 --measure '$LOOP_MEASURE' \
+        --set train.compile=$3 | tail -n 1 >'$WORK/$1.json'"
 }
 loop loop_eager "$T_EAGER" off
-loop loop_compiled "$T_COMPILED" on
+if loop loop_compiled "$T_COMPILED" on; then COMPILE=on; else COMPILE=off; fi
+say "training parts use train.compile=$COMPILE"
 
-# The run: as many steps as the measured speed allows in the time left.
-read -r RUN_COMPILE STEPS < <("$PY" - "$OUT" "$TOTAL" "$(elapsed)" "${RUN_STEPS:-0}" <<'EOF'
-import json, sys
-from pathlib import Path
-out, total, now, forced = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-def load(name):
-    try:
-        return json.loads((out / f"{name}.json").read_text())
-    except Exception:
-        return None
-c, e = load("loop_compiled"), load("loop_eager")
-best = c if c else e
-compile_ = "on" if c else "off"
-rate = best["env_steps_per_s"] if best else 1.0
-# startup, the random warm-up fill, compilation (as measured) and the evaluations
-overhead = 30 + (best["warmup_fill_s"] if best else 60) + (c["warm_s"] if c else 0) + 45
-steps = int(1032 + max(0.0, total - now - overhead) * rate * 0.85)
-print(compile_, forced if forced > 0 else max(1100, min(100_000, steps)))
-EOF
-)
-EVAL_EVERY=$(((STEPS + 3) / 4))
-RUN_BUDGET=$((TOTAL - $(elapsed)))
-[ "$RUN_BUDGET" -lt 30 ] && RUN_BUDGET=30
-rm -rf "$RUN_DIR"
-part run "$RUN_BUDGET" "$PY" -m drama.train --game "$GAME" --seed 0 --variant drama \
-    --preset "$PRESET" --device "$DEVICE" --steps "$STEPS" --out "$RUN_DIR" \
-    --set train.compile="$RUN_COMPILE" --set train.eval_every="$EVAL_EVERY" \
-    --set train.eval_episodes=3 --set train.eval_batch=5 --set train.final_eval_episodes=5 \
-    --set train.log_every=250 --set train.checkpoint_every="$STEPS"
+# Runs per GPU: never past the point where the learning part would get less than 90 s.
+CONC_BUDGET=$((TOTAL - $(elapsed) - 90))
+[ "$CONC_BUDGET" -gt "$T_CONC" ] && CONC_BUDGET=$T_CONC
+[ "$CONC_BUDGET" -lt 30 ] && CONC_BUDGET=30
+# shellcheck disable=SC2086
+part concurrency "$((CONC_BUDGET + 30))" "$PY" benchmarks/gpu_concurrency.py --device "$DEVICE" \
+    --preset "$PRESET" --levels $LEVELS --games $GAMES --set "train.compile=$COMPILE" \
+    --settle "$CONC_SETTLE" --window "$CONC_WINDOW" --budget "$CONC_BUDGET" \
+    --json "$WORK/concurrency.json" --work "$WORK/concurrency"
 
-"$PY" - "$OUT" "$RUN_DIR" "$STEPS" "$RUN_COMPILE" "$(elapsed)" <<'EOF' >>"$LOG" 2>&1
-import json, sys
-from pathlib import Path
-import pandas as pd
-out, run, steps, compile_, total_s = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]
-parts = [json.loads(line) for line in (out / ".parts.jsonl").read_text().splitlines()]
-summary = {"total_s": int(total_s), "parts": {p.pop("part"): p for p in parts}}
-for name in ("loop_eager", "loop_compiled"):
-    try:
-        summary["parts"][name]["result"] = json.loads((out / f"{name}.json").read_text())
-    except Exception as e:
-        summary["parts"].setdefault(name, {})["result"] = f"none ({e})"
-seq = out / "sequence_speed.csv"
-if seq.exists():
-    summary["parts"]["sequence"]["rows"] = pd.read_csv(seq).to_dict("records")
-run_part = summary["parts"].get("run", {})
-run_part.update(steps_target=int(steps), compile=compile_)
-if (run / "run_info.json").exists():
-    info = json.loads((run / "run_info.json").read_text())
-    (out / "run_info.json").write_text(json.dumps(info, indent=1))
-    run_part.update(status_in_run=info.get("status"), env_steps=info.get("env_steps"),
-                    score=info.get("score"), wall_time_s=info.get("wall_time_s"))
-metrics = []
-if (run / "metrics.jsonl").exists():
-    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
-sps = [m["perf/env_steps_per_s"] for m in metrics if "perf/env_steps_per_s" in m]
-run_part["env_steps_per_s_last_windows"] = sps[-4:]
-if (run / "eval.parquet").exists():
-    curve = pd.read_parquet(run / "eval.parquet")
-    curve = curve.groupby(["env_step", "final"], as_index=False)["return"].agg(["mean", "std",
-                                                                                 "count"])
-else:  # killed before the end: the evaluations logged so far
-    curve = pd.DataFrame([{"env_step": m["step"], "final": False,
-                           "mean": m["eval/return_mean"], "std": m.get("eval/return_std")}
-                          for m in metrics if "eval/return_mean" in m],
-                         columns=["env_step", "final", "mean", "std"])
-curve.to_csv(out / "eval_curve.csv", index=False)
-run_part["eval_curve"] = curve.to_dict("records")
-(out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk in ("status", "seconds")}
-                  for k, v in summary["parts"].items()}))
-EOF
-rm -f "$PARTS"
-say "done in $(elapsed)s: $OUT/summary.json"
+# Learning: the time left (15 s kept for the report).
+LEARN_BUDGET=$((TOTAL - $(elapsed) - 15))
+[ "$LEARN_BUDGET" -lt 30 ] && LEARN_BUDGET=30
+# shellcheck disable=SC2086
+part learning "$((LEARN_BUDGET + 30))" "$PY" benchmarks/gpu_learning.py --device "$DEVICE" \
+    --preset "$PRESET" --budget "$LEARN_BUDGET" --games $GAMES --run-dir "$RUN_DIR" \
+    --json "$WORK/learning.json" --csv "$OUT/learning_curves.csv" \
+    --concurrency "$WORK/concurrency.json" --loop "$WORK/loop_compiled.json" \
+    --loop "$WORK/loop_eager.json" --compile "$COMPILE" --eval-episodes "$EVAL_EPISODES" \
+    --final-eval-episodes "$FINAL_EVAL_EPISODES" --eval-allowance "$EVAL_ALLOWANCE" \
+    --random-episodes "$RANDOM_EPISODES" ${LEARN_RUNS:+--runs "$LEARN_RUNS"} \
+    ${RUN_STEPS:+--steps "$RUN_STEPS"}
+
+# the runs' own logs, last lines of each, in one file
+for f in "$WORK"/concurrency/worker*.log "$RUN_DIR"/*.log "$RUN_DIR"/_work/random_*.log; do
+    [ -f "$f" ] && { echo "==> $f <=="; tail -n 40 "$f"; }
+done >"$OUT/runs_log.txt" 2>/dev/null
+"$PY" benchmarks/gpu_summary.py report --out "$OUT" --work "$WORK" --total-s "$(elapsed)" \
+    --budget-s "$TOTAL" >>"$LOG" 2>&1 || say "the report failed: see log.txt"
+say "done in $(elapsed)s: $OUT/summary.md, $OUT/summary.json"

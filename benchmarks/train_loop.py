@@ -36,10 +36,72 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("wm_update", "imagination", "ac_update", "acting", "env")
+SYNC_PARTS = ("wm_update", "ac_update", "imagination", "acting")
+SYNC_WARNING = "synchronizing CUDA operation"  # torch's sync-debug warning text
+
+
+class SyncCounter:
+    """Counts host-device syncs inside wrapped callables while ``active`` (CUDA only), with
+    ``torch.cuda.set_sync_debug_mode("warn")``: torch warns at each synchronising CUDA call (a
+    tensor read on the host, a device-to-host copy, ``nonzero``, ...); the warnings are recorded,
+    counted per part, and located by the Python line they come from. Explicit
+    ``torch.cuda.synchronize()`` calls (the timing's) are outside the wrappers."""
+
+    def __init__(self):
+        self.active = False
+        self.calls: Counter = Counter()
+        self.syncs: Counter = Counter()
+        self.where: dict[str, Counter] = {k: Counter() for k in SYNC_PARTS}
+
+    def wrap(self, fn, key):
+        import torch
+
+        def wrapper(*args, **kwargs):
+            if not self.active:
+                return fn(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    out = fn(*args, **kwargs)
+                finally:
+                    torch.cuda.set_sync_debug_mode(0)
+            self.calls[key] += 1
+            for w in caught:
+                if SYNC_WARNING in str(w.message):
+                    self.syncs[key] += 1
+                    self.where[key][f"{_short_path(w.filename)}:{w.lineno}"] += 1
+                else:  # not ours to swallow
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return out
+        return wrapper
+
+    def result(self) -> dict:
+        per = {}
+        for k in SYNC_PARTS:
+            n = self.calls[k]
+            per[k] = {"calls": n, "syncs": self.syncs[k],
+                      "syncs_per_call": round(self.syncs[k] / n, 2) if n else None,
+                      "where": dict(self.where[k].most_common(8))}
+        return {"applicable": True, "method": 'torch.cuda.set_sync_debug_mode("warn"), '
+                "warnings counted per call", "per_part": per,
+                "per_world_model_update": per["wm_update"]["syncs_per_call"],
+                "per_actor_critic_update": per["ac_update"]["syncs_per_call"]}
+
+
+def _short_path(path: str) -> str:
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        parts = p.parts
+        return str(Path(*parts[-3:])) if len(parts) > 3 else path
 
 
 def _timed(fn, key, acc, sync):
@@ -61,12 +123,16 @@ def measure(args) -> dict:
     cfg = resolve_config(args.game, 0, args.variant, args.preset, args.set, device=args.device)
     with tempfile.TemporaryDirectory() as out:
         tr = train_mod.Trainer(cfg, out)
-        sync = torch.cuda.synchronize if tr.device.type == "cuda" else (lambda: None)
+        cuda = tr.device.type == "cuda"
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
         acc = dict.fromkeys(PARTS, 0.0)
-        tr.wm.update = _timed(tr.wm.update, "wm_update", acc, sync)
-        tr.ac.update = _timed(tr.ac.update, "ac_update", acc, sync)
-        train_mod.imagine = _timed(train_mod.imagine, "imagination", acc, sync)
-        tr.actor.act = _timed(tr.actor.act, "acting", acc, sync)
+        counter = SyncCounter()
+        syncs = counter.wrap if cuda else (lambda fn, key: fn)
+        tr.wm.update = _timed(syncs(tr.wm.update, "wm_update"), "wm_update", acc, sync)
+        tr.ac.update = _timed(syncs(tr.ac.update, "ac_update"), "ac_update", acc, sync)
+        train_mod.imagine = _timed(syncs(train_mod.imagine, "imagination"), "imagination", acc,
+                                   sync)
+        tr.actor.act = _timed(syncs(tr.actor.act, "acting"), "acting", acc, sync)
         tr.env.step = _timed(tr.env.step, "env", acc, sync)
         tr._t0 = time.time()
         tr._reset_env()
@@ -87,6 +153,20 @@ def measure(args) -> dict:
         sync()
         dt, cpu = time.perf_counter() - t, time.process_time() - c
         ms = {k: round(1e3 * v / args.measure, 2) for k, v in acc.items()}
+        count = args.count_syncs if args.count_syncs is not None else (3 if cuda else 0)
+        if cuda and count > 0:
+            counter.active = True
+            for _ in range(count):
+                tr.advance()
+            counter.active = False
+            host_syncs = {**counter.result(), "counted_steps": count}
+        elif cuda:
+            host_syncs = {"applicable": True, "counted_steps": 0, "why": "--count-syncs 0"}
+        else:
+            host_syncs = {"applicable": False,
+                          "why": f"device {tr.device}: no host-device syncs to count"}
+        memory = ({"max_allocated": round(torch.cuda.max_memory_allocated() / 2**20),
+                   "reserved": round(torch.cuda.memory_reserved() / 2**20)} if cuda else None)
         prof = _profile(tr, args.measure) if args.profile else None
     ms["other"] = round(1e3 * dt / args.measure - sum(ms.values()), 2)
     return {"game": args.game, "variant": args.variant, "preset": args.preset,
@@ -96,6 +176,7 @@ def measure(args) -> dict:
             "measured_steps": args.measure, "s_per_step": round(dt / args.measure, 4),
             "env_steps_per_s": round(args.measure / dt, 3),
             "cpu_s_per_step": round(cpu / args.measure, 4), "ms_per_step": ms,
+            "host_syncs": host_syncs, "gpu_memory_mib": memory,
             **({"profile": prof} if prof is not None else {})}
 
 
@@ -151,6 +232,8 @@ def main() -> None:
     p.add_argument("--warm", type=int, default=1)
     p.add_argument("--measure", type=int, default=3)
     p.add_argument("--set", action="append", default=[])
+    p.add_argument("--count-syncs", type=int, default=None, metavar="N",
+                   help="CUDA: count host-device syncs over N more steps (default 3; 0: off)")
     p.add_argument("--baseline", default=None, metavar="REF",
                    help="also run the code of git commit REF, alternating, and compare")
     p.add_argument("--baseline-set", action="append", default=[],
