@@ -128,3 +128,21 @@ def test_switching_the_sink_on_keeps_the_results_folder():
 
     assert settings_key("debug", ["train.tensorboard=true", "train.openloop=true"]) == "debug"
     assert settings_key("debug", ["train.log_every=7"]) != "debug"
+
+
+def test_output_settings_can_change_when_a_run_resumes(tmp_path):
+    """train.tensorboard / train.openloop may be switched on for a run already started (and are
+    then recorded in its config.yaml); a setting that changes what the run computes may not."""
+    import yaml
+
+    from drama.train import Trainer
+
+    out = tmp_path / "run"
+    Trainer(fast_cfg(steps=70), out, env_fn=colour_env)
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["tensorboard"] is False
+    Trainer(fast_cfg(steps=70, extra=["train.tensorboard=true", "train.openloop=true"]), out,
+            env_fn=colour_env)
+    saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert saved["tensorboard"] is True and saved["openloop"] is True
+    with pytest.raises(ValueError, match="train.log_every"):
+        Trainer(fast_cfg(steps=70, extra=["train.log_every=7"]), out, env_fn=colour_env)
