@@ -31,7 +31,7 @@
 # summary.json (all of it: every part's status, seconds and numbers), learning_curves.csv,
 # sequence_speed.csv, pytest_gpu.txt, log.txt, and the runs' logs in runs_log.txt.
 # Other settings: GPU_CHECK_DEVICE (cuda), GPU_CHECK_PRESET (atari100k), GPU_CHECK_GAMES (the
-# list above), GPU_CHECK_LEVELS ("1 2 4 8"), GPU_CHECK_CONC_SETTLE / _WINDOW (4 / 10 s),
+# list above), GPU_CHECK_LEVELS ("1 2 4 8"), GPU_CHECK_CONC_SETTLE / _WINDOW (3 / 8 s),
 # GPU_CHECK_LEARN_RUNS / GPU_CHECK_RUN_STEPS (force the learning part's runs / steps),
 # GPU_CHECK_EVAL_EPISODES / _FINAL_EVAL_EPISODES (3 / 5), GPU_CHECK_EVAL_ALLOWANCE (60 s),
 # GPU_CHECK_RANDOM_EPISODES (10), GPU_CHECK_RUN_DIR (/tmp/gpu_check_run: the runs),
@@ -60,8 +60,8 @@ T_CONC=${GPU_CHECK_T_CONC:-150}
 SEQ_LENGTHS=${GPU_CHECK_SEQ_LENGTHS:-64 128 1024 4096 16384}
 LOOP_MEASURE=${GPU_CHECK_LOOP_MEASURE:-20}
 LEVELS=${GPU_CHECK_LEVELS:-1 2 4 8}
-CONC_SETTLE=${GPU_CHECK_CONC_SETTLE:-4}
-CONC_WINDOW=${GPU_CHECK_CONC_WINDOW:-10}
+CONC_SETTLE=${GPU_CHECK_CONC_SETTLE:-3}
+CONC_WINDOW=${GPU_CHECK_CONC_WINDOW:-8}
 LEARN_RUNS=${GPU_CHECK_LEARN_RUNS:-}      # force the learning part's runs (default: measured)
 RUN_STEPS=${GPU_CHECK_RUN_STEPS:-}        # force the runs' length (default: from the speed)
 EVAL_EPISODES=${GPU_CHECK_EVAL_EPISODES:-3}

@@ -3,7 +3,7 @@ memory per run, and the recommended ``runs_per_gpu``.
 
     python benchmarks/gpu_concurrency.py --device cuda --preset atari100k --json OUT.json \
         [--levels 1 2 4 8] [--games Boxing Krull ...] [--set train.compile=on] \
-        [--settle 4] [--window 10] [--budget 150]
+        [--settle 3] [--window 8] [--budget 150]
 
 How: max(levels) worker processes start at once, one game each (the games in order, seed 0),
 each through ``scripts/gpu_pin.sh`` the way the workflow starts its training jobs
@@ -166,6 +166,21 @@ def _tail(path: Path, n: int = 1500) -> str:
         return ""
 
 
+def parse_compute_apps(text: str) -> dict[int, float]:
+    """``nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits``
+    output -> {pid: MiB}; lines without numbers ("[N/A]", "No running processes found") are
+    left out."""
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) >= 2 and cells[0].isdigit():
+            try:
+                out[int(cells[0])] = float(cells[1])
+            except ValueError:
+                pass
+    return out
+
+
 def _nvidia_smi() -> dict | None:
     """Per-process GPU memory and the device's used/total memory and utilisation, or None
     without nvidia-smi."""
@@ -176,10 +191,7 @@ def _nvidia_smi() -> dict | None:
         apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
                                "--format=csv,noheader,nounits"], capture_output=True,
                               text=True, timeout=10).stdout
-        res["process_mib"] = {int(p): float(m) for p, m in
-                              (line.split(",")[:2] for line in apps.splitlines()
-                               if line.strip() and "," in line)
-                              if p.strip().isdigit() and m.strip().replace(".", "").isdigit()}
+        res["process_mib"] = parse_compute_apps(apps)
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,memory.total,"
                               "utilization.gpu", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=10).stdout.splitlines()
@@ -242,9 +254,11 @@ def measure(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     ctl_path = work / "ctl.json"
     _write_ctl(ctl_path, {"phase": 0, "active": []})
+    threads = threads_for(n_max, cores, args.max_threads)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "PYTHONUNBUFFERED": "1",
-           "OMP_NUM_THREADS": str(threads_for(n_max, cores, args.max_threads))}
+           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads),
+           # compilation (train.compile=on) of n_max processes at once: their share of the cores
+           "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, cores // n_max))}
     if args.device.startswith("cuda"):  # one GPU for all: gpu_pin.sh then pins every slot to it
         first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
         env["CUDA_VISIBLE_DEVICES"] = first
@@ -268,7 +282,9 @@ def measure(args) -> dict:
     try:
         ready: dict[int, dict] = {}
         failed: dict[int, str] = {}
-        prepare_deadline = deadline - (args.settle + args.window + 10)
+        # leave every level its settle + window (+ 5 s to report)
+        need = args.settle + args.window + 5
+        prepare_deadline = deadline - need * len(levels_wanted)
         while time.time() < prepare_deadline and len(ready) + len(failed) < n_max:
             for i, (out, err) in enumerate(logs):
                 if i in ready or i in failed:
@@ -289,7 +305,6 @@ def measure(args) -> dict:
         for phase, n in enumerate(levels_wanted, start=1):
             level = {"runs": n}
             result["levels"].append(level)
-            need = args.settle + args.window + 5
             if n > len(order):
                 level.update(status="skipped", why=f"only {len(order)} workers ready")
                 continue
@@ -358,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--warm", type=int, default=3, help="training steps before ready "
                    "(compilation with train.compile=on)")
-    p.add_argument("--settle", type=float, default=4.0, help="seconds trained before a window")
-    p.add_argument("--window", type=float, default=10.0, help="seconds measured per level")
+    p.add_argument("--settle", type=float, default=3.0, help="seconds trained before a window")
+    p.add_argument("--window", type=float, default=8.0, help="seconds measured per level")
     p.add_argument("--budget", type=float, default=150.0, help="seconds for everything")
     p.add_argument("--max-threads", type=int, default=4,
                    help="torch threads of a run that has the cores to itself (the workflow's 4)")

@@ -190,7 +190,8 @@ def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
     cores = os.cpu_count() or 1
     threads = threads_for(pl["runs"], cores, args.max_threads)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads)}
+           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads),
+           "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, cores // pl["runs"]))}
     if args.device.startswith("cuda"):
         env["CUDA_VISIBLE_DEVICES"] = (os.environ.get("CUDA_VISIBLE_DEVICES", "0")
                                        .split(",")[0] or "0")

@@ -72,7 +72,7 @@ def build(out: Path, work: Path, total_s: float, budget_s: float) -> dict:
     seq = out / "sequence_speed.csv"
     if seq.exists() and "sequence" in parts:
         parts["sequence"]["rows"] = pd.read_csv(seq).to_dict("records")
-    summary = {"total_s": round(total_s), "budget_s": budget_s,
+    summary = {"total_s": round(total_s), "budget_s": round(budget_s),
                "machine": _load(work / "env.json"), "parts": parts}
     summary["answers"] = answers(parts)
     return summary
@@ -92,7 +92,9 @@ def answers(parts: dict) -> dict:
     syncs = {}
     for k, r in (("eager", eager), ("compiled", comp)):
         h = (r or {}).get("host_syncs")
-        if h is None:
+        if r is None:
+            syncs[k] = f"no result (part {parts.get('loop_' + k, {}).get('status', 'not run')})"
+        elif h is None:
             syncs[k] = None
         elif not h.get("applicable"):
             syncs[k] = f"not applicable ({h.get('why')})"

@@ -52,6 +52,11 @@ def test_recommendation_rule():
     assert gpu_concurrency.recommend([lv(2, 6.0)])["runs_per_gpu"] is None
 
 
+def test_nvidia_smi_compute_apps_parsing():
+    text = "12345, 2210\n678, [N/A]\nNo running processes found\n\n 91011 , 1534.5\n"
+    assert gpu_concurrency.parse_compute_apps(text) == {12345: 2210.0, 91011: 1534.5}
+
+
 def _worker_windows(work: Path) -> dict[tuple[int, int], dict]:
     out = {}
     for f in sorted((work / "concurrency").glob("worker*.jsonl")):
