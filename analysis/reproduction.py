@@ -597,3 +597,41 @@ def write_no_rates(out_html: str | Path, out_csv: str | Path, runs: int,
                      [["per game", why]])
     _mkparent(out_csv)
     pd.DataFrame(columns=["row", "draws", *V.RATE_COLUMNS]).to_csv(out_csv, index=False)
+
+
+def workflow_reproduction(scores: pd.DataFrame, method: str, games: Sequence[str] | None,
+                          reps: int, seed: int, verdict_config: Mapping, steps: str,
+                          outputs: Mapping[str, str | Path]) -> str:
+    """The workflow's reproduction rule: verdicts against Drama's published numbers, their
+    error rates simulated at the grid's runs per game (``verdict_config["rates"]``), the
+    tables and the figure. ``outputs``: md, csv, aggregates_csv, tex, rst, html, rates_csv,
+    rates_html, png. Returns the table's note."""
+    from analysis.figures import plot_reproduction
+    from analysis.scores import load_scores, published_path
+
+    settings = Settings.from_config(dict(verdict_config))
+    rates_cfg = dict(verdict_config.get("rates") or {})
+    per_game = reproduction_per_game(scores, method, load_drama_per_game(), games=games,
+                                     settings=settings)
+    aggs = reproduction_aggregates(scores, method, load_drama_aggregates(), games=games,
+                                   reps=reps, seed=seed, settings=settings)
+    runs = int(per_game["runs"].min())
+    rates, source = None, ""
+    if runs >= settings.min_runs:
+        name = rates_cfg.get("method", "SPR")
+        draws, agg_draws = int(rates_cfg.get("draws", 200)), int(rates_cfg.get("aggregate_draws",
+                                                                              100))
+        rates = verdict_rates(load_scores(published_path(name)), runs, settings, draws=draws,
+                              aggregate_draws=agg_draws, seed=seed)
+        source = (f"{name}'s published per-run scores (26 games, {draws} draws per game; "
+                  f"aggregates {agg_draws} draws)")
+    o = outputs
+    note = write_reproduction_table(per_game, aggs, method, reps, o["md"], o["csv"], o["tex"],
+                                    o["html"], steps=steps, out_rst=o["rst"], settings=settings,
+                                    out_aggregates_csv=o["aggregates_csv"], rates=rates,
+                                    rates_source=source, out_rates_html=o["rates_html"],
+                                    out_rates_csv=o["rates_csv"])
+    if rates is None:
+        write_no_rates(o["rates_html"], o["rates_csv"], runs, settings)
+    plot_reproduction(per_game, aggs, o["png"], method=method)
+    return note

@@ -428,3 +428,19 @@ def json_subset(tmp_path, name: str, games: list[str]):
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({g: data[g] for g in games}))
     return path
+
+
+def test_verdict_rates_benchmark_runs_small(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "verdict_rates.py"
+    proc = subprocess.run([sys.executable, str(script), "--n", "3", "--draws", "20",
+                           "--aggregate-draws", "2", "--reps", "50", "--out",
+                           str(tmp_path / "rates")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "rates.csv")
+    assert list(table["row"]) == ["per game", "Mean HNS", "Median HNS", "IQM HNS",
+                                  "Games >= human"]
+    assert table.loc[0, "draws"] == 20 * 26 and 0 < table.loc[0, "old_rule_reproduced"] < 1
+    assert "| 3 | 3 | per game | 520 |" in proc.stdout and " CPUs" in proc.stdout

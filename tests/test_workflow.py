@@ -78,6 +78,21 @@ def test_schema_enums_match_the_code():
     assert set(kinds) == {*SEQUENCE_KINDS, "encoder_layer"}
 
 
+def test_reproduction_defaults_are_the_code_defaults():
+    from analysis.verdicts import DEFAULTS
+
+    props = SCHEMA["properties"]["reproduction"]["properties"]
+    code = DEFAULTS.as_dict()
+    code.pop("min_runs")
+    assert {k: props[k]["default"] for k in code} == code
+    assert {k: v for k, v in PAPER["reproduction"].items() if k != "rates"} == code
+    from analysis.scores import load_scores, published_path
+
+    for method in props["rates"]["properties"]["method"]["enum"]:  # many runs per game
+        runs = load_scores(published_path(method)).groupby("game").size()
+        assert len(runs) == 26 and runs.min() >= 100, method
+
+
 def test_shipped_configs_are_valid_and_are_the_stated_grids():
     paper = validated(PAPER)
     assert (len(paper["games"]), len(paper["seeds"]), paper["variants"]) == (
@@ -98,6 +113,8 @@ def test_shipped_configs_are_valid_and_are_the_stated_grids():
     ({"variants": ["drama", "mamba3"]}, "mamba3"),
     ({"bootstrap": {"reps": 10, "sede": 1}}, "sede"),  # typo inside a section
     ({"baselines": ["IRIS", "Dreamer"]}, "Dreamer"),
+    ({"reproduction": {"margin_hsn": 0.1}}, "margin_hsn"),
+    ({"reproduction": {"published_runs": 1}}, "published_runs"),
 ])
 def test_bad_config_is_rejected_naming_the_problem(change, named):
     cfg = copy.deepcopy(PAPER)
