@@ -409,6 +409,8 @@ class Trainer:
                 "metrics_at_failure": values, "last_logged_metrics": self.last_row,
                 "wm_updates": self.wm_updates, "ac_updates": self.ac_updates}
         atomic_write_json(self.out / "failure.json", info)
+        if self.metrics.sink is not None:
+            self.metrics.sink.flush()  # TensorBoard shows the curves up to the failure
         raise NonFiniteLossError(
             f"non-finite values at env step {self.step}: {counts['max_run']} consecutive "
             f"updates skipped (train.nonfinite_patience={self.cfg.train.nonfinite_patience}); "
