@@ -203,6 +203,16 @@ def _nvidia_smi() -> dict | None:
     return res
 
 
+def pinned(cmd: list[str], runs_per_gpu: int, lock_dir: Path) -> tuple[list[str], str]:
+    """``cmd`` started through ``scripts/gpu_pin.sh`` as the workflow starts a training job,
+    and how it is pinned. gpu_pin.sh needs flock(1); without it the command runs as is (the
+    callers have already narrowed CUDA_VISIBLE_DEVICES to one GPU) and the note says so."""
+    if shutil.which("flock") is None:
+        return cmd, "not through gpu_pin.sh: flock(1) missing; CUDA_VISIBLE_DEVICES narrowed"
+    return (["bash", str(ROOT / "scripts" / "gpu_pin.sh"), str(runs_per_gpu), str(lock_dir),
+             "--", *cmd], f"scripts/gpu_pin.sh {runs_per_gpu} (slots under {lock_dir})")
+
+
 def threads_for(n: int, cores: int, max_threads: int) -> int:
     return max(1, min(max_threads, cores // n))
 
@@ -268,16 +278,18 @@ def measure(args) -> dict:
     for i, game in enumerate(args.games[:n_max]):
         out, err = work / f"worker{i}.jsonl", work / f"worker{i}.log"
         logs.append((out, err))
-        cmd = ["bash", str(ROOT / "scripts" / "gpu_pin.sh"), str(n_max), str(lock_dir), "--",
-               sys.executable, str(Path(__file__).resolve()), "--worker", "--index", str(i),
-               "--game", game, "--preset", args.preset, "--device", args.device,
-               "--warm", str(args.warm), "--ctl", str(ctl_path), *sets]
+        cmd, pinning = pinned(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", "--index", str(i),
+             "--game", game, "--preset", args.preset, "--device", args.device,
+             "--warm", str(args.warm), "--ctl", str(ctl_path), *sets], n_max, lock_dir)
         with open(out, "w") as fo, open(err, "w") as fe:
             procs.append(subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=ROOT,
                                           start_new_session=True))
     result: dict = {"device": args.device, "preset": args.preset, "sets": args.set,
                     "cores": cores, "max_threads": args.max_threads, "settle_s": args.settle,
                     "window_s": args.window, "budget_s": args.budget, "work_dir": str(work),
+                    "pinning": pinning,
+                    "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
                     "workers": [], "levels": []}
     try:
         ready: dict[int, dict] = {}

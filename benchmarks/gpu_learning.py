@@ -57,7 +57,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from analysis.scores import (HUMAN_SCORES, RANDOM_HUMAN_CSV, RANDOM_SCORES,  # noqa: E402
                              canonical_game, published_path)
-from gpu_concurrency import DEFAULT_GAMES, threads_for  # noqa: E402
+from gpu_concurrency import DEFAULT_GAMES, pinned, threads_for  # noqa: E402
 
 FRAMES_PER_STEP = 4
 Z_BAR = 3.0  # analysis/learning.py's bar
@@ -214,11 +214,10 @@ def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
                str(steps), "--out", str(out), *[a for s in sets for a in ("--set", s)]]
         info[g] = {"command": " ".join(cmd[1:]), "log": str(run_dir / f"{g}.log"),
                    "torch_threads_env": threads}
+        full, info[g]["pinning"] = pinned(cmd, pl["runs"], work / "gpu_slots")
         with open(run_dir / f"{g}.log", "w") as log:
-            procs[g] = subprocess.Popen(
-                ["bash", str(ROOT / "scripts" / "gpu_pin.sh"), str(pl["runs"]),
-                 str(work / "gpu_slots"), "--", *cmd], stdout=log, stderr=subprocess.STDOUT,
-                env=env, cwd=ROOT, start_new_session=True)
+            procs[g] = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        cwd=ROOT, start_new_session=True)
     if args.random_episodes > 0:
         for g in pl["games"]:
             target = work / f"random_{g}.parquet"
@@ -336,6 +335,7 @@ def summarise_game(game: str, out: Path, meta: dict, dv3: dict) -> tuple[dict, p
         status = f"failed (exit {meta['exit_code']}; log {meta.get('log')})"
     last = recs[-1] if recs else None
     entry = {"game": game, "status": status, "run_dir": str(out), "command": meta.get("command"),
+             "pinning": meta.get("pinning"), "torch_threads_env": meta.get("torch_threads_env"),
              "env_steps": run_info.get("env_steps", last_step) if status == "complete"
              else last_step, "steps_target": run_info.get("steps_target"),
              "wall_time_s": run_info.get("wall_time_s"), "score": run_info.get("score"),

@@ -220,7 +220,8 @@ def markdown(s: dict) -> str:
         lines += [f"**Recommended runs_per_gpu: {rec.get('runs_per_gpu')}** "
                   f"({rec.get('rule', rec.get('why'))}). Preset {conc['preset']}, "
                   f"settings {conc['sets']}, window {conc['window_s']} s after "
-                  f"{conc['settle_s']} s of settling per level.", ""]
+                  f"{conc['settle_s']} s of settling per level; each run started by "
+                  f"{conc.get('pinning')}.", ""]
     # learning
     learn = _result(parts, "learning")
     lines += ["## Learning (seed 0, several games at once)", ""]
