@@ -247,7 +247,7 @@ def render_gif_frames(ol: OpenLoop, scale: int = 2, title: str = "") -> list[np.
                       (CONTEXT_RGB if k == 2 else (0, 0, 0)), font=font)
             img.paste(Image.fromarray(_up(frames[t], scale)), (x, head))
         draw.text((2, head + side + 2),
-                  f"{title} t={t}  r {ol.reward_pred[t]:+.2f}/{ol.reward_real[t]:g}  "
+                  f"{title} | t={t}  r {ol.reward_pred[t]:+.2f}/{ol.reward_real[t]:g}  "
                   f"cont {ol.cont_pred[t]:.2f}/{ol.cont_real[t]:g}".strip(),
                   fill=(0, 0, 0), font=font)
         out.append(np.asarray(img))
