@@ -162,24 +162,28 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-def _stop_group(p: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process group (drama.train checkpoints and exits), SIGKILL after grace."""
+def _stop_group(p: subprocess.Popen, grace: float) -> str:
+    """SIGTERM the process group (drama.train checkpoints at the next step boundary and
+    exits), SIGKILL after ``grace`` seconds (e.g. in the middle of an evaluation); says which."""
     if not _group_alive(p.pid):
         p.poll()
-        return
+        return "had ended"
     try:
         os.killpg(p.pid, signal.SIGTERM)
     except ProcessLookupError:
-        return
+        return "had ended"
     end = time.time() + grace
     while time.time() < end and _group_alive(p.pid):
         time.sleep(0.2)
+    how = "exited after SIGTERM"
     if _group_alive(p.pid):
+        how = f"killed (SIGKILL) {grace:.0f} s after SIGTERM"
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     p.wait()
+    return how
 
 
 def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
@@ -234,7 +238,8 @@ def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
     for g, p in procs.items():
         if p.poll() is None or _group_alive(p.pid):
             info[g]["stopped_at_deadline"] = p.poll() is None
-            _stop_group(p, grace=max(2.0, min(args.stop_grace - 2, deadline - time.time())))
+            info[g]["stop"] = _stop_group(p, grace=max(2.0, min(args.stop_grace - 2,
+                                                                deadline - time.time())))
         info[g]["exit_code"] = p.returncode
     for g, p in randoms.items():  # whatever finished by now counts
         if p.poll() is None:
@@ -336,8 +341,11 @@ def summarise_game(game: str, out: Path, meta: dict, dv3: dict) -> tuple[dict, p
     last = recs[-1] if recs else None
     entry = {"game": game, "status": status, "run_dir": str(out), "command": meta.get("command"),
              "pinning": meta.get("pinning"), "torch_threads_env": meta.get("torch_threads_env"),
+             "stop": meta.get("stop"),
              "env_steps": run_info.get("env_steps", last_step) if status == "complete"
-             else last_step, "steps_target": run_info.get("steps_target"),
+             else last_step,
+             "env_steps_from": "run_info.json" if status == "complete"
+             else "metrics.jsonl (last logged step)", "steps_target": run_info.get("steps_target"),
              "wall_time_s": run_info.get("wall_time_s"), "score": run_info.get("score"),
              "env_steps_per_s_logged": [round(x, 3) for x in sps[-4:]],
              "curve_source": source, "random": rnd, "human": HUMAN_SCORES[cg],

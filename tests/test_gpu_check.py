@@ -195,3 +195,38 @@ def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     assert all(p.is_file() for p in files) and len(files) <= 8, files
     assert {p.name for p in files} >= {"summary.json", "summary.md", "learning_curves.csv",
                                        "log.txt", "runs_log.txt"}
+
+
+@pytest.mark.slow
+def test_learning_stops_runs_at_the_deadline_and_reports_what_they_logged(tmp_path):
+    """A run that cannot finish in the budget is stopped (SIGTERM: it checkpoints and exits
+    143) and reported with the evaluations in its metrics.jsonl; without a measured random
+    policy the comparison uses the published random score and says so."""
+    runs, out = tmp_path / "runs", tmp_path / "learning.json"
+    # 600 steps, an evaluation every 150: the first comes during the 200 random warm-up steps
+    # (seconds), the run cannot reach 600 in 40 s on the CPU
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_learning.py"), "--device", "cpu",
+         "--preset", "debug", "--budget", "40", "--stop-grace", "10", "--run-dir", str(runs),
+         "--json", str(out), "--games", "Breakout", "--runs", "1", "--steps", "600",
+         "--compile", "off", "--eval-episodes", "2", "--random-episodes", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr[-3000:]  # 1: not every run complete
+    g = json.loads(out.read_text())["games"][0]
+    assert g["status"].startswith("stopped at the time limit"), g["status"]
+    if "interrupted at step" in (runs / "Breakout.log").read_text():
+        assert g["stop"] == "exited after SIGTERM"
+        assert (runs / "Breakout" / "checkpoint.pt").exists()
+    else:  # caught in an evaluation longer than the grace
+        assert g["stop"].startswith("killed (SIGKILL)"), g["stop"]
+    metrics = [json.loads(line) for line in
+               (runs / "Breakout" / "metrics.jsonl").read_text().splitlines()]
+    evals = [(m["step"], m["eval/return_mean"]) for m in metrics if "eval/return_mean" in m]
+    assert evals and evals[0][0] == 150
+    assert [(c["env_step"], c["return_mean"]) for c in g["curve"]] == evals
+    assert g["curve_source"].startswith("metrics.jsonl")
+    assert 0 < g["env_steps"] == max(m["step"] for m in metrics) < 600
+    rnd = g["random"]
+    assert rnd["source"].startswith("published") and rnd["mean"] == pytest.approx(1.7)
+    vs = g["last_evaluation_vs_random"]
+    assert vs["env_step"] == evals[-1][0] and not vs["final"]
