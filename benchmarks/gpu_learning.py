@@ -14,8 +14,10 @@ Assault, Gopher, CrazyClimber, KungFuMaster, UpNDown, Pong), each a plain
 Steps (unless ``--steps``): the preset's random warm-up plus what the measured per-run speed
 at that many concurrent runs (the concurrency measurement, else the train-loop benchmark's)
 allows in ``--budget`` after the measured start-up (process start, warm-up fill, compilation:
-the concurrency workers' ``prepare_s``) and ``--eval-allowance`` seconds for the evaluations,
-at 85% of that speed. An evaluation every quarter of the steps (``--eval-episodes`` episodes)
+the concurrency workers' ``prepare_s``) and the time of the evaluations (``--eval-allowance``
+seconds, or more when the train-loop benchmark's acting + env time per step says 4 evaluations
+of 2,000-step episodes, slowed as the concurrent runs slow each other, take longer), at 85% of
+that speed. An evaluation every quarter of the steps (``--eval-episodes`` episodes)
 and the final one (``--final-eval-episodes``). Runs still going at the deadline are stopped
 (SIGTERM: they checkpoint and exit) and reported with the evaluations they logged.
 
@@ -43,6 +45,7 @@ import gzip
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +65,7 @@ from gpu_concurrency import DEFAULT_GAMES, pinned, threads_for  # noqa: E402
 FRAMES_PER_STEP = 4
 Z_BAR = 3.0  # analysis/learning.py's bar
 SPEED_MARGIN = 0.85
+EVAL_EPISODE_STEPS = 2000  # sizing guess: about a Boxing episode (2 min of play)
 CURVE_COLUMNS = ["game", "env_step", "final", "episodes", "return_mean", "return_std",
                  "return_se", "hns", "dreamerv3_mean", "dreamerv3_hns", "dreamerv3_seeds",
                  "dreamerv3_note", "random_mean", "random_source"]
@@ -136,7 +140,19 @@ def plan(args, warmup: int) -> dict:
         startup_src = "20 s + the train-loop benchmark's warm-up fill and warm steps"
     else:
         startup, startup_src = 60.0, "60 s (nothing measured)"
-    train_s = max(0.0, args.budget - startup - args.eval_allowance - args.stop_grace)
+    # the evaluations: 4 (3 periodic + the final one), each about one episode of
+    # EVAL_EPISODE_STEPS steps for its batch of environments, at the measured acting + env time
+    # per step, slowed as the concurrent runs slow training down
+    eval_s, eval_src = args.eval_allowance, "--eval-allowance"
+    if loops and rate:
+        ms = loops[0]["ms_per_step"]
+        slowdown = max(1.0, loops[0]["env_steps_per_s"] / (rate * 1.0))
+        est = 4 * EVAL_EPISODE_STEPS * (ms["acting"] + ms["env"]) / 1e3 * slowdown
+        if est > eval_s:
+            eval_s = est
+            eval_src = (f"4 evaluations x {EVAL_EPISODE_STEPS} steps x (acting + env "
+                        f"{ms['acting'] + ms['env']:.1f} ms) x slowdown {slowdown:.2f}")
+    train_s = max(0.0, args.budget - startup - eval_s - args.stop_grace)
     if args.steps:
         steps, steps_src = args.steps, "forced (--steps)"
     else:
@@ -146,44 +162,52 @@ def plan(args, warmup: int) -> dict:
                      f"{SPEED_MARGIN} (min warm-up + 100)")
     return {"runs": runs, "runs_source": runs_src, "per_run_env_steps_per_s": rate,
             "rate_source": rate_src, "startup_s": round(startup, 1),
-            "startup_source": startup_src, "eval_allowance_s": args.eval_allowance,
+            "startup_source": startup_src, "eval_allowance_s": round(eval_s, 1),
+            "eval_allowance_source": eval_src,
             "steps": steps, "steps_source": steps_src, "eval_every": math.ceil(steps / 4),
             "games": list(args.games[:runs])}
 
 
 # -- running --------------------------------------------------------------------------------
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def _stop_group(p: subprocess.Popen, grace: float) -> str:
-    """SIGTERM the process group (drama.train checkpoints at the next step boundary and
-    exits), SIGKILL after ``grace`` seconds (e.g. in the middle of an evaluation); says which."""
-    if not _group_alive(p.pid):
-        p.poll()
-        return "had ended"
-    try:
-        os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return "had ended"
-    end = time.time() + grace
-    while time.time() < end and _group_alive(p.pid):
-        time.sleep(0.2)
-    how = "exited after SIGTERM"
-    if _group_alive(p.pid):
-        how = f"killed (SIGKILL) {grace:.0f} s after SIGTERM"
+def _group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live (not zombie) processes of process group ``pgid``."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            text = stat.read_text()
+            state, _ppid, pgrp = text[text.rindex(")") + 2:].split()[:3]
+            if int(pgrp) == pgid and state != "Z":
+                cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out.append((int(stat.parent.name), cmd))
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return out
+
+
+def _stop_run(p: subprocess.Popen, grace: float) -> str:
+    """SIGTERM the run's drama.train process (it checkpoints at the next step boundary and
+    exits 143, through gpu_pin.sh), SIGKILL its process group after ``grace`` seconds (e.g. in
+    the middle of an evaluation); says which."""
+    if p.poll() is not None and not _group_members(p.pid):
+        return "had ended"
+    trainers = [pid for pid, cmd in _group_members(p.pid) if "drama.train" in cmd]
+    try:
+        for pid in trainers or [-p.pid]:  # -pgid: the whole group when no trainer yet
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=grace)
+        if not _group_members(p.pid):
+            return "exited after SIGTERM"
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     p.wait()
-    return how
+    return f"killed (SIGKILL) {grace:.0f} s after SIGTERM"
 
 
 def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
@@ -236,14 +260,18 @@ def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
     while time.time() < stop_at and any(p.poll() is None for p in procs.values()):
         time.sleep(0.5)
     for g, p in procs.items():
-        if p.poll() is None or _group_alive(p.pid):
-            info[g]["stopped_at_deadline"] = p.poll() is None
-            info[g]["stop"] = _stop_group(p, grace=max(2.0, min(args.stop_grace - 2,
-                                                                deadline - time.time())))
+        if p.poll() is None:
+            info[g]["stopped_at_deadline"] = True
+            info[g]["stop"] = _stop_run(p, grace=max(2.0, min(args.stop_grace - 2,
+                                                              deadline - time.time())))
         info[g]["exit_code"] = p.returncode
     for g, p in randoms.items():  # whatever finished by now counts
         if p.poll() is None:
-            _stop_group(p, grace=1.0)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
         info[g]["random_exit_code"] = p.returncode
         info[g]["random_parquet"] = str(work / f"random_{g}.parquet")
     return info
@@ -338,13 +366,17 @@ def summarise_game(game: str, out: Path, meta: dict, dv3: dict) -> tuple[dict, p
         status = f"stopped at the time limit ({status})"
     elif meta.get("exit_code") not in (0, None):
         status = f"failed (exit {meta['exit_code']}; log {meta.get('log')})"
+    log = Path(meta["log"]) if meta.get("log") else None
+    interrupted = (re.findall(r"interrupted at step (\d+)", log.read_text(errors="replace"))
+                   if log and log.exists() else [])
     last = recs[-1] if recs else None
     entry = {"game": game, "status": status, "run_dir": str(out), "command": meta.get("command"),
              "pinning": meta.get("pinning"), "torch_threads_env": meta.get("torch_threads_env"),
-             "stop": meta.get("stop"),
+             "stop": meta.get("stop"), "exit_code": meta.get("exit_code"),
              "env_steps": run_info.get("env_steps", last_step) if status == "complete"
-             else last_step,
+             else int(interrupted[-1]) if interrupted else last_step,
              "env_steps_from": "run_info.json" if status == "complete"
+             else "the run's log (interrupted at that step)" if interrupted
              else "metrics.jsonl (last logged step)", "steps_target": run_info.get("steps_target"),
              "wall_time_s": run_info.get("wall_time_s"), "score": run_info.get("score"),
              "env_steps_per_s_logged": [round(x, 3) for x in sps[-4:]],
