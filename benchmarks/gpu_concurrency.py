@@ -112,11 +112,16 @@ def worker(args) -> int:
                "warm_steps": args.warm, "warm_s": round(warm_s, 1), **_memory(torch, cuda)})
         ctl: tuple[int, dict] = (0, {})
         phase, stamps, reported = None, [], True
+        checked = time.time()
         while True:
             ctl = _read_ctl(ctl_path, ctl)
             c = ctl[1]
             if c.get("stop"):
                 break
+            if time.time() - checked > 1.0:  # the controller gone (killed): end too
+                checked = time.time()
+                if not _alive(args.controller_pid):
+                    break
             if c.get("phase") != phase and args.index in c.get("active", []):
                 phase, stamps, reported = c["phase"], [], False
                 threads = cfg.train.torch_threads if fixed_threads else int(c["threads"])
@@ -137,6 +142,18 @@ def worker(args) -> int:
                 reported = True
             time.sleep(0.02)
     return 0
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 # -- controller -----------------------------------------------------------------------------
@@ -234,7 +251,7 @@ def recommend(levels: list[dict]) -> dict:
             "levels_meeting_rule": [lv["runs"] for lv in cands]}
 
 
-def _stop_all(procs: list[subprocess.Popen], ctl_path: Path, grace: float = 15.0) -> None:
+def _stop_all(procs: list[subprocess.Popen], ctl_path: Path, grace: float = 8.0) -> None:
     _write_ctl(ctl_path, {"stop": True})
     deadline = time.time() + grace
     for p in procs:
@@ -281,7 +298,8 @@ def measure(args) -> dict:
         cmd, pinning = pinned(
             [sys.executable, str(Path(__file__).resolve()), "--worker", "--index", str(i),
              "--game", game, "--preset", args.preset, "--device", args.device,
-             "--warm", str(args.warm), "--ctl", str(ctl_path), *sets], n_max, lock_dir)
+             "--warm", str(args.warm), "--ctl", str(ctl_path),
+             "--controller-pid", str(os.getpid()), *sets], n_max, lock_dir)
         with open(out, "w") as fo, open(err, "w") as fe:
             procs.append(subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=ROOT,
                                           start_new_session=True))
@@ -397,9 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--game", default=None, help=argparse.SUPPRESS)
     p.add_argument("--ctl", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--controller-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
+    # SIGTERM (the check's timeout): stop the workers on the way out (finally in measure())
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if any(n < 1 for n in args.levels):
         p.error(f"--levels must be positive, got {args.levels}")
     try:

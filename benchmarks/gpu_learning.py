@@ -257,8 +257,14 @@ def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
                      "--preset", args.preset], stdout=log, stderr=subprocess.STDOUT,
                     env={**env, "OMP_NUM_THREADS": "1"}, cwd=ROOT, start_new_session=True)
     stop_at = deadline - args.stop_grace
-    while time.time() < stop_at and any(p.poll() is None for p in procs.values()):
-        time.sleep(0.5)
+    try:
+        while time.time() < stop_at and any(p.poll() is None for p in procs.values()):
+            time.sleep(0.5)
+    except BaseException:  # SIGTERM (the check's timeout), Ctrl-C: leave nothing running
+        for p in [*procs.values(), *randoms.values()]:
+            if p.poll() is None:
+                _stop_run(p, grace=3.0)
+        raise
     for g, p in procs.items():
         if p.poll() is None:
             info[g]["stopped_at_deadline"] = True
@@ -413,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random-episodes", type=int, default=10)
     p.add_argument("--max-threads", type=int, default=4)
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     t0 = time.time()
     deadline = t0 + args.budget
     try:
