@@ -128,7 +128,9 @@ def worker(args) -> int:
                 torch.set_num_threads(threads)
             now = time.time()
             if not reported and now < c["t1"]:
-                tr.advance()  # acting reads the action on the host: the step has ended
+                # acting reads the action on the host, so each step waits for the previous
+                # step's GPU work: the step rate over the window is the training rate
+                tr.advance()
                 stamps.append(time.time())
                 continue
             if not reported:

@@ -119,7 +119,7 @@ def plan(args, warmup: int) -> dict:
     elif rec.get("runs_per_gpu"):
         runs, runs_src = rec["runs_per_gpu"], "measured runs_per_gpu (concurrency part)"
     else:
-        runs, runs_src = 1, "1: no concurrency measurement"
+        runs, runs_src = 1, "1: no runs_per_gpu measured"
     runs = min(runs, len(args.games))
     level = next((lv for lv in (conc or {}).get("levels", [])
                   if lv["runs"] == runs and lv.get("status") == "measured"), None)
@@ -146,7 +146,7 @@ def plan(args, warmup: int) -> dict:
     eval_s, eval_src = args.eval_allowance, "--eval-allowance"
     if loops and rate:
         ms = loops[0]["ms_per_step"]
-        slowdown = max(1.0, loops[0]["env_steps_per_s"] / (rate * 1.0))
+        slowdown = max(1.0, loops[0]["env_steps_per_s"] / rate)
         est = 4 * EVAL_EPISODE_STEPS * (ms["acting"] + ms["env"]) / 1e3 * slowdown
         if est > eval_s:
             eval_s = est
