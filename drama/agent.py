@@ -123,7 +123,7 @@ def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, out_std: float) -> 
     mods: list[nn.Module] = []
     for i in range(layers):
         mods += [_layer(in_dim if i == 0 else hidden, hidden, math.sqrt(2.0)),
-                 nn.RMSNorm(hidden, eps=1e-6), nn.SiLU()]
+                 nn.RMSNorm(hidden, eps=1e-5), nn.SiLU()]  # mamba-ssm RMSNorm's default eps
     mods.append(_layer(hidden if layers else in_dim, out_dim, out_std))
     return nn.Sequential(*mods)
 

@@ -72,13 +72,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         assert x.ndim == 4, x.shape
-        if x.device.type == "cpu":
-            # NHWC on the CPU, as in the Decoder: oneDNN's channels-last convolutions make the
-            # encoder's forward+backward 1.5x faster (benchmarks/conv_layout.py, batch 512,
-            # depth 4, one thread: 873 -> 580 ms); same computation, not bit-identical to NCHW
-            # (summation order)
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x).flatten(1)  # (N, out_dim)
+        # NCHW on every device: PyTorch's CPU BatchNorm in channels-last layout is inaccurate in
+        # fp32 at large batches (decoder output at 16 x 128 vs a float64 reference: 3.6e-3 in
+        # channels-last, 9.8e-7 in NCHW), which moved the paper-batch losses and gradient norms
+        # away from the official code's (tests/test_official_parity.py). A frame batch
+        # permuted from (N, H, W, C) has channels-last strides, which the convolutions and
+        # BatchNorms would keep: made contiguous NCHW here (a no-op for an NCHW tensor)
+        return self.net(x.contiguous()).flatten(1)  # (N, out_dim)
 
 
 class Decoder(nn.Module):
@@ -117,12 +117,7 @@ class Decoder(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         assert z.ndim == 2, z.shape
         x = self.stem(z).reshape(z.shape[0], *self.feature_shape)  # (N, 64, 4, 4)
-        if x.device.type == "cpu":
-            # same computation in NHWC layout: oneDNN's channels-last transposed convolutions
-            # are ~2x faster on the CPU at the debug preset (benchmarks/train_loop.py); not
-            # bit-identical to NCHW (summation order), like any change of kernel
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = self.net(self.stem_norm(x))  # (N, 3, 64, 64) pre-sigmoid
+        x = self.net(self.stem_norm(x))  # NCHW, as the Encoder (accuracy of CPU BatchNorm)  # (N, 3, 64, 64) pre-sigmoid
         return torch.sigmoid(x)
 
 

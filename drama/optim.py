@@ -8,7 +8,7 @@ Glossary (LaProp paper, Algorithm 1 -> code):
     m_t            ``exp_avg``: m_t = mu m_{t-1} + (1 - mu) lambda_t g_t / (sqrt(n_t / c_n) + eps)
     c_m            ``lr_norm / lambda_t`` with lr_norm = mu lr_norm + (1 - mu) lambda_t, i.e. the
                    lr-weighted bias correction 1 - mu^t when lambda is constant
-    theta_t        theta_t = theta_{t-1} - m_t / c_m, then decoupled decay theta_t *= (1 - wd)
+    theta_t        theta_t = theta_{t-1} - m_t / c_m, then decoupled decay theta_t -= wd theta_t
 
 The difference from Adam: the gradient is divided by sqrt(n_t) *before* it enters the momentum,
 so momentum and adaptivity are decoupled. The learning rate sits inside the momentum (as in
@@ -166,7 +166,9 @@ class LaProp(torch.optim.Optimizer):
         step_size = [torch.where(lr_t != 0, -r, -1.0) for lr_t, r in zip(lrs, ratio, strict=True)]
         torch._foreach_add_(params, torch._foreach_mul(ms, step_size))  # theta -= m / c_m
         if wd != 0.0:
-            torch._foreach_mul_(params, 1.0 - wd)  # official: p -= wd * p (not scaled by lr)
+            # official: p.add_(p, alpha=-wd), not scaled by lr; the same op (p * (1 - wd) would
+            # round 1 - 1e-4 to fp32, an effective decay of 1.000166e-4)
+            torch._foreach_add_(params, params, alpha=-wd)
 
         if finite is not None:
             current = params + ms + vs + steps + lr_norms + sq_norms

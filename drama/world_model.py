@@ -118,6 +118,12 @@ class WorldModel(nn.Module):
         super().__init__()
         if not (isinstance(num_actions, numbers.Integral) and num_actions >= 1):
             raise ValueError(f"num_actions must be a positive int, got {num_actions!r}")
+        if cfg.unimix > 0 and cfg.stoch != cfg.classes:
+            # the official DistHead divides the uniform term by CategoricalDim (stoch), which is
+            # the uniform distribution only when stoch == classes (every preset)
+            raise ValueError(f"world_model.unimix > 0 needs stoch == classes (the official code "
+                             f"mixes in 1/stoch per class); got stoch={cfg.stoch}, "
+                             f"classes={cfg.classes}")
         self.cfg = cfg
         self.num_actions = num_actions = int(num_actions)
         self.latent_dim = cfg.stoch * cfg.classes
