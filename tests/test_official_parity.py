@@ -348,3 +348,32 @@ def test_reference_provenance():
     assert "65b2aac" in prov["release"] and "generate.py" in prov["command"]
     assert prov["stand_in_error_float64"] < 1e-12
     assert sum(f.stat().st_size for f in DATA.iterdir()) < 5e6
+
+
+# ---------------------------------------------------------------------------- environment
+@pytest.mark.parametrize("game", ["Krull", "Breakout"])
+def test_training_env_steps(ref, game):
+    """Our training env under the release's recorded actions (1,500 steps, resets included):
+    rewards, termination flags (life loss or game over) and episode ends identical; frames
+    identical except where the release maxes a stale frame (README deviation 1: the repeat
+    ended at a life loss before its second-to-last frame)."""
+    from drama.envs import make_env
+
+    r = ref["env"][game]
+    env = make_env(game, 0)
+    env.reset()
+    stale, frames = [], 0
+    for t, a in enumerate(r["action"].tolist()):
+        obs, reward, terminated, truncated, info = env.step(a)
+        n_frames, frames = info["frames"] - frames, info["frames"]
+        assert reward == float(r["reward"][t]), (game, t)
+        assert (terminated or info["life_loss"]) == bool(r["is_terminal"][t]), (game, t)
+        assert (terminated or truncated) == bool(r["is_last"][t]), (game, t)
+        if op.frames_digest(obs)[:16] != r["digest"][t]:
+            stale.append((t, n_frames))
+        if terminated or truncated:
+            env.reset()
+            frames = 0
+    env.close()
+    assert all(n < 3 and bool(r["is_terminal"][t]) for t, n in stale), (
+        f"{game}: frames differ at steps (step, frames in the repeat) {stale}")

@@ -288,12 +288,51 @@ def dfs(mods, cfg, spec) -> dict:
             "p_imagination": seen[1]}
 
 
+ENV_GAMES, ENV_STEPS, ENV_ACTION_SEED = ("Krull", "Breakout"), 1500, 21
+
+
+def env_steps(release: str) -> dict:
+    """The release's training env (envs/my_atari.py) under seeded random actions: per step the
+    frame digest, reward, is_terminal (life loss or game over) and is_last (episode end)."""
+    sys.path.insert(0, release)
+    from envs.my_atari import Atari
+
+    out = {}
+    for game in ENV_GAMES:
+        env = Atari(f"ALE/{game}-v5", size=(64, 64), seed=3710)
+        rng = np.random.default_rng(ENV_ACTION_SEED)
+        env.reset()
+        rows = {"action": [], "digest": [], "reward": [], "is_terminal": [], "is_last": []}
+        for _ in range(ENV_STEPS):
+            a = int(rng.integers(env.action_space.n))
+            obs, reward, is_last, info = env.step(a)
+            rows["action"].append(a)
+            rows["digest"].append(op.frames_digest(obs)[:16])
+            rows["reward"].append(float(reward))
+            rows["is_terminal"].append(bool(info["is_terminal"]))
+            rows["is_last"].append(bool(is_last))
+            if is_last:
+                env.reset()
+        env.close()
+        out[game] = {"action": torch.tensor(rows["action"]),
+                     "digest": rows["digest"],
+                     "reward": torch.tensor(rows["reward"], dtype=torch.float64),
+                     "is_terminal": torch.tensor(rows["is_terminal"]),
+                     "is_last": torch.tensor(rows["is_last"])}
+    return out
+
+
+PARTS = ("wm_update", "wm_trajectory", "imagination", "ac_trajectory", "dfs", "env")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--release", required=True, help="checkout of the release at 65b2aac")
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "official"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                    help="record only these parts, keeping the others of an existing file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -304,15 +343,45 @@ def main() -> None:
         raise SystemExit("the CPU stand-in does not match the release's recurrence; stopping")
     cfg = release_config(args.release)
     stream = op.real_stream(STREAM)
-    ref: dict = {"spec": SPEC, "stream": STREAM, "warmup": WARMUP,
-                 "frames_sha256": op.frames_digest(stream["obs"])}
+    out = Path(args.out)
+    ref: dict = {}
+    if set(args.parts) != set(PARTS):
+        ref = torch.load(out / "reference.pt", weights_only=True)
+    ref.update({"spec": SPEC, "stream": STREAM, "warmup": WARMUP,
+                "frames_sha256": op.frames_digest(stream["obs"])})
+    if "wm_update" in args.parts:
+        ref["wm_update"] = wm_update(Official(mods, cfg), stream, SPEC["wm_update"])
+        print(f"[{time.time() - t0:.0f}s] wm_update: {ref['wm_update']['losses']}")
+    if "wm_trajectory" in args.parts:
+        ref["wm_trajectory"] = wm_trajectory(Official(mods, cfg), stream, SPEC["wm_trajectory"])
+        print(f"[{time.time() - t0:.0f}s] wm_trajectory: total loss "
+              f"{ref['wm_trajectory']['losses'][:, -1].tolist()}")
+    if "imagination" in args.parts:
+        imagination_part(mods, cfg, stream, ref, t0)
+    if "ac_trajectory" in args.parts:
+        ac_trajectory_part(mods, cfg, stream, ref, t0)
+    if "dfs" in args.parts:
+        ref["dfs"] = dfs(mods, cfg, SPEC["dfs"])
+    if "env" in args.parts:
+        ref["env"] = env_steps(os.path.abspath(args.release))
+        print(f"[{time.time() - t0:.0f}s] env: "
+              + ", ".join(f"{g} {int(v['is_terminal'].sum())} terminal flags"
+                          for g, v in ref["env"].items()))
+    ref["provenance"] = {
+        "release": op.RELEASE, "command": "python scripts/official_reference/generate.py "
+        "--release PATH", "torch": str(torch.__version__),
+        "date": datetime.date.today().isoformat(), "stand_in_error_float64": err,
+        "parts": sorted(args.parts), "seconds": round(time.time() - t0, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(ref, out / "reference.pt")
+    (out / "provenance.json").write_text(json.dumps({**ref["provenance"], "spec": SPEC,
+                                                     "warmup": WARMUP}, indent=2) + "\n")
+    size = (out / "reference.pt").stat().st_size
+    print(f"wrote {out / 'reference.pt'} ({size / 1e6:.2f} MB) in {time.time() - t0:.0f} s")
 
-    ref["wm_update"] = wm_update(Official(mods, cfg), stream, SPEC["wm_update"])
-    print(f"[{time.time() - t0:.0f}s] wm_update: {ref['wm_update']['losses']}")
-    ref["wm_trajectory"] = wm_trajectory(Official(mods, cfg), stream, SPEC["wm_trajectory"])
-    print(f"[{time.time() - t0:.0f}s] wm_trajectory: total loss "
-          f"{ref['wm_trajectory']['losses'][:, -1].tolist()}")
 
+def imagination_part(mods, cfg, stream, ref, t0) -> None:
     s = SPEC["imagination"]
     off = Official(mods, cfg)
     with off.inject(op.NoiseTape(s["tape"])):
@@ -329,6 +398,8 @@ def main() -> None:
     ref["imagination"] = img
     print(f"[{time.time() - t0:.0f}s] imagination + ac_update: {img['ac_update']['losses']}")
 
+
+def ac_trajectory_part(mods, cfg, stream, ref, t0) -> None:
     s = SPEC["ac_trajectory"]
     off = Official(mods, cfg)
     traj = []
@@ -344,20 +415,6 @@ def main() -> None:
     print(f"[{time.time() - t0:.0f}s] ac_trajectory: total loss "
           f"{[round(v[4], 5) for v in traj]}")
 
-    ref["dfs"] = dfs(mods, cfg, SPEC["dfs"])
-    ref["provenance"] = {
-        "release": op.RELEASE, "command": "python scripts/official_reference/generate.py "
-        "--release PATH", "torch": str(torch.__version__),
-        "date": datetime.date.today().isoformat(), "stand_in_error_float64": err,
-        "seconds": round(time.time() - t0, 1),
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(ref, out / "reference.pt")
-    (out / "provenance.json").write_text(json.dumps({**ref["provenance"], "spec": SPEC,
-                                                     "warmup": WARMUP}, indent=2) + "\n")
-    size = (out / "reference.pt").stat().st_size
-    print(f"wrote {out / 'reference.pt'} ({size / 1e6:.2f} MB) in {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":
