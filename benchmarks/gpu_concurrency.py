@@ -5,18 +5,20 @@ memory per run, and the recommended ``runs_per_gpu``.
         [--levels 1 2 4 8] [--games Boxing Krull ...] [--set train.compile=on] \
         [--settle 3] [--window 8] [--budget 150]
 
-How: max(levels) worker processes start at once, one game each (the games in order, seed 0),
-each through ``scripts/gpu_pin.sh`` the way the workflow starts its training jobs
-(``RUNS_PER_GPU`` = max(levels); ``CUDA_VISIBLE_DEVICES`` is first narrowed to one GPU, the
-first visible one, so that all of them share it). A worker builds the trainer of
-``drama.train`` (``Trainer``), fills the replay with the preset's random warm-up and runs
-``--warm`` training steps (compilation included when ``train.compile=on``), says it is ready
-and waits. Then, for each level n, the first n ready workers train for ``--settle`` seconds
-and then a ``--window`` of seconds that every one of them covers (the window is set in wall
-time, so the n runs overlap exactly), while the others wait idle (holding their memory); a
-run's speed is its training steps in the window over their time. Torch threads per run:
-``min(--max-threads, cores // n)`` (at least 1; a preset with ``train.torch_threads`` set keeps
-it), as the workflow gives each training job a few cores.
+How: one worker process per run, one game each (the games in order, seed 0), each started
+through ``scripts/gpu_pin.sh`` the way the workflow starts its training jobs (``RUNS_PER_GPU`` =
+max(levels); ``CUDA_VISIBLE_DEVICES`` is first narrowed to one GPU, the first visible one, so
+that all of them share it). A worker builds the trainer of ``drama.train`` (``Trainer``), fills
+the replay with the preset's random warm-up and runs ``--warm`` training steps (compilation
+included when ``train.compile=on``; games with other action counts compile other graphs), says
+it is ready and waits. Workers start level by level (level n starts the ones it adds to the
+previous level's, while those wait idle), so a level is measured once its n workers are ready,
+with nothing else running; a level whose workers are not ready in time ends the measurement
+there (the smaller levels stand). For level n, the n workers train for ``--settle`` seconds and
+then a ``--window`` of seconds that every one of them covers (set in wall time, so the n runs
+overlap exactly); a run's speed is its training steps in the window over their time. Torch
+threads per run: ``min(--max-threads, cores // n)`` (at least 1; a preset with
+``train.torch_threads`` set keeps it), as the workflow gives each training job a few cores.
 
 Recorded per level: each run's env steps/s, their total, mean and minimum, threads per run, and
 memory per run: ``torch.cuda.max_memory_allocated`` / ``memory_reserved`` in the worker, the
@@ -253,6 +255,15 @@ def recommend(levels: list[dict]) -> dict:
             "levels_meeting_rule": [lv["runs"] for lv in cands]}
 
 
+def _kill(p: subprocess.Popen) -> None:
+    """SIGKILL a worker's process group (gpu_pin.sh, flock, python)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+
+
 def _stop_all(procs: list[subprocess.Popen], ctl_path: Path, grace: float = 8.0) -> None:
     _write_ctl(ctl_path, {"stop": True})
     deadline = time.time() + grace
@@ -263,11 +274,7 @@ def _stop_all(procs: list[subprocess.Popen], ctl_path: Path, grace: float = 8.0)
             pass
     for p in procs:  # each worker leads its own process group (gpu_pin.sh, flock, python)
         if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+            _kill(p)
 
 
 def measure(args) -> dict:
@@ -283,68 +290,81 @@ def measure(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     ctl_path = work / "ctl.json"
     _write_ctl(ctl_path, {"phase": 0, "active": []})
-    threads = threads_for(n_max, cores, args.max_threads)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads),
-           # compilation (train.compile=on) of n_max processes at once: their share of the cores
-           "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, cores // n_max))}
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     if args.device.startswith("cuda"):  # one GPU for all: gpu_pin.sh then pins every slot to it
         first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
-        env["CUDA_VISIBLE_DEVICES"] = first
+        base_env["CUDA_VISIBLE_DEVICES"] = first
     lock_dir = work / "gpu_slots"
-    procs, logs = [], []
     sets = [a for s in args.set for a in ("--set", s)]
-    for i, game in enumerate(args.games[:n_max]):
-        out, err = work / f"worker{i}.jsonl", work / f"worker{i}.log"
-        logs.append((out, err))
-        cmd, pinning = pinned(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", "--index", str(i),
-             "--game", game, "--preset", args.preset, "--device", args.device,
-             "--warm", str(args.warm), "--ctl", str(ctl_path),
-             "--controller-pid", str(os.getpid()), *sets], n_max, lock_dir)
-        with open(out, "w") as fo, open(err, "w") as fe:
-            procs.append(subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=ROOT,
-                                          start_new_session=True))
+    procs: dict[int, subprocess.Popen] = {}
+    logs = {i: (work / f"worker{i}.jsonl", work / f"worker{i}.log") for i in range(n_max)}
+    pinning = None
+
+    def launch(indices: list[int], level: int) -> None:
+        """Start these workers together; the ones already running wait idle meanwhile."""
+        nonlocal pinning
+        env = {**base_env, "OMP_NUM_THREADS": str(threads_for(level, cores, args.max_threads)),
+               # compiling (train.compile=on) side by side: a share of the cores each
+               "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, cores // len(indices)))}
+        for i in indices:
+            cmd, pinning = pinned(
+                [sys.executable, str(Path(__file__).resolve()), "--worker", "--index", str(i),
+                 "--game", args.games[i], "--preset", args.preset, "--device", args.device,
+                 "--warm", str(args.warm), "--ctl", str(ctl_path),
+                 "--controller-pid", str(os.getpid()), *sets], n_max, lock_dir)
+            with open(logs[i][0], "w") as fo, open(logs[i][1], "w") as fe:
+                procs[i] = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=ROOT,
+                                            start_new_session=True)
+
     result: dict = {"device": args.device, "preset": args.preset, "sets": args.set,
                     "cores": cores, "max_threads": args.max_threads, "settle_s": args.settle,
                     "window_s": args.window, "budget_s": args.budget, "work_dir": str(work),
-                    "pinning": pinning,
-                    "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+                    "cuda_visible_devices": base_env.get("CUDA_VISIBLE_DEVICES"),
                     "workers": [], "levels": []}
+    need = args.settle + args.window + 5  # a level's settle + window + 5 s to report
+    ready: dict[int, dict] = {}
+    failed: dict[int, str] = {}
     try:
-        ready: dict[int, dict] = {}
-        failed: dict[int, str] = {}
-        # leave every level its settle + window (+ 5 s to report)
-        need = args.settle + args.window + 5
-        prepare_deadline = deadline - need * len(levels_wanted)
-        while time.time() < prepare_deadline and len(ready) + len(failed) < n_max:
-            for i, (out, err) in enumerate(logs):
-                if i in ready or i in failed:
-                    continue
-                rec = next((r for r in _records(out) if r.get("event") == "ready"), None)
-                if rec is not None:
-                    ready[i] = rec
-                elif procs[i].poll() is not None:
-                    failed[i] = f"exited {procs[i].returncode} before ready: {_tail(err)}"
-            time.sleep(0.2)
-        for i in range(n_max):
-            rec = ready.get(i) or {"worker": i, "game": args.games[i]}
-            if i not in ready:
-                rec["error"] = failed.get(i, "not ready within the budget")
-            result["workers"].append(rec)
-        result["prepare_s"] = round(time.time() - t_start, 1)
-        order = sorted(ready)
+        blocked = None
         for phase, n in enumerate(levels_wanted, start=1):
             level = {"runs": n}
             result["levels"].append(level)
-            if n > len(order):
-                level.update(status="skipped", why=f"only {len(order)} workers ready")
+            if blocked:
+                level.update(status="skipped", why=blocked)
+                continue
+            new = [i for i in range(n) if i not in procs]
+            if new:  # workers are started level by level: the idle ones do not disturb this
+                launch(new, n)
+            while time.time() < deadline - need and not all(i in ready or i in failed
+                                                            for i in range(n)):
+                for i in range(n):
+                    if i in ready or i in failed:
+                        continue
+                    rec = next((r for r in _records(logs[i][0]) if r.get("event") == "ready"),
+                               None)
+                    if rec is not None:
+                        ready[i] = {**rec, "started_for_level": n}
+                    elif procs[i].poll() is not None:
+                        failed[i] = (f"exited {procs[i].returncode} before ready: "
+                                     f"{_tail(logs[i][1])}")
+                time.sleep(0.2)
+            missing = [i for i in range(n) if i not in ready]
+            if missing:
+                for i in missing:
+                    failed.setdefault(i, f"not ready {time.time() - t_start:.0f} s into the "
+                                         f"part's {args.budget:.0f} s budget")
+                    _kill(procs[i])
+                level.update(status="skipped", why=f"workers {missing} not ready: "
+                             + "; ".join(failed[i][:300] for i in missing))
+                blocked = f"the {n}-run level's workers were not ready"
                 continue
             if time.time() + need > deadline:
                 level.update(status="skipped", why=f"budget: {need:.0f} s needed, "
                              f"{max(0, deadline - time.time()):.0f} s left")
+                blocked = "budget"
                 continue
-            active = order[:n]
+            active = list(range(n))
             threads = threads_for(n, cores, args.max_threads)
             t0 = time.time() + args.settle
             t1 = t0 + args.window
@@ -390,7 +410,13 @@ def measure(args) -> dict:
                          mean_per_run_env_steps_per_s=round(sum(rates) / n, 3),
                          min_per_run_env_steps_per_s=min(rates))
     finally:
-        _stop_all(procs, ctl_path)
+        _stop_all(list(procs.values()), ctl_path)
+    for i in range(n_max):
+        rec = ready.get(i) or {"worker": i, "game": args.games[i]}
+        if i not in ready:
+            rec["error"] = failed.get(i, "not started (a smaller level did not complete)")
+        result["workers"].append(rec)
+    result["pinning"] = pinning
     result["recommendation"] = recommend(result["levels"])
     result["seconds"] = round(time.time() - t_start, 1)
     return result
