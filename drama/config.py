@@ -46,7 +46,10 @@ class TrainConfig:
     """One world-model and one actor-critic update every ``train_every`` env steps, once the
     replay holds more than ``replay.warmup`` transitions (random actions until then)."""
     eval_every: int
-    """Env steps between learning-curve evaluations (0: none)."""
+    """Env steps between learning-curve evaluations (0: none). The release evaluates every
+    1,000 steps (``Evaluate.EverySteps``); 10,000 is ours (README deviations)."""
+    eval_at_start: bool
+    """Also evaluate before the first step (the release evaluates at step 0)."""
     eval_episodes: int
     """Episodes per learning-curve evaluation."""
     final_eval_episodes: int
@@ -55,6 +58,16 @@ class TrainConfig:
     """Evaluate with argmax actions (the official eval.py); training always samples."""
     eval_batch: int
     """Evaluation episodes run side by side (one batched network call per step)."""
+    eval_env: str
+    """Evaluation environment: ``release`` (the release's eval.py env: the training protocol
+    but the action repeat is not cut at a life loss, ``break_repeat_on_life_loss: false``)
+    or ``training`` (the training env's protocol, ours; variant ``corrected``)."""
+    eval_context: str
+    """``carry`` (the release's eval.py): each of the ``eval_batch`` env slots plays its
+    episodes one after another and the acting context (``acting=context``) runs on from one
+    episode into the next, never cleared; ``fresh`` (ours; variant ``corrected``): every
+    episode starts with an empty context. With ``acting=recurrent`` every episode starts from
+    a fresh recurrent state either way."""
     checkpoint_every: int
     """Env steps between checkpoints (the first episode end after each multiple)."""
     log_every: int

@@ -46,6 +46,9 @@ _DEFAULT_PROTOCOL: dict[str, Any] = {
     "noop_max": 0,  # the official code has no no-op starts
     "life_loss_flag": True,  # info["life_loss"] on every life loss, no reset
     "break_repeat_on_life_loss": True,  # official: the repeat stops when a life is lost
+    # max over the last two frames the repeat actually produced, wherever it stopped (the
+    # release's eval.py MaxLast2FrameSkipWrapper); False: the rule of its training env, below
+    "pool_last_two_seen": False,
     "reward_clip": False,  # rewards unclipped; the model symlogs them
 }
 
@@ -157,13 +160,16 @@ class AtariEnv(gym.Env):
         total_reward, terminated, truncated, life_loss = 0.0, False, False, False
         n_frames = 0
         ale, ale_action = self._ale, self._action_set[int(action)]
+        last_two = p["pool_last_two_seen"]
         for i in range(repeat):
             total_reward += float(ale.act(ale_action, 1.0))
             terminated = ale.game_over(with_truncation=False)
             truncated = ale.game_truncated()
             self._frame_count += 1
             n_frames += 1
-            if i == repeat - 2:  # the second-to-last frame of a full repeat
+            if last_two:  # every frame, alternating buffers: the last two seen are kept
+                self._ale.getScreenRGB(self._frames[i % 2])
+            elif i == repeat - 2:  # the second-to-last frame of a full repeat
                 self._ale.getScreenRGB(self._frames[1])
             lives = self._ale.lives()
             if lives < self._lives:
@@ -173,10 +179,18 @@ class AtariEnv(gym.Env):
                     break
             if terminated or truncated:
                 break
-        self._ale.getScreenRGB(self._frames[0])  # the last frame of this repeat
+        if last_two:
+            last = self._frames[(n_frames - 1) % 2]
+        else:
+            self._ale.getScreenRGB(self._frames[0])  # the last frame of this repeat
+            last = self._frames[0]
         if self._frame_count >= p["max_episode_frames"] and not terminated:
             truncated = True
-        if p["max_pool_frames"] == 2 and n_frames >= 2 and n_frames >= repeat - 1:
+        if last_two and p["max_pool_frames"] == 2 and n_frames >= 2:
+            frame = np.maximum(self._frames[0], self._frames[1])  # this repeat's last two
+        elif last_two:
+            frame = last
+        elif p["max_pool_frames"] == 2 and n_frames >= 2 and n_frames >= repeat - 1:
             # max over the last two frames (the repeat ran to its second-to-last frame at least)
             frame = np.maximum(self._frames[0], self._frames[1])
         else:

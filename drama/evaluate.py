@@ -23,10 +23,17 @@ step; a fresh state at an episode start, not at a life loss).
 Training samples actions, evaluation takes the argmax (official ``eval.py``; setting
 ``train.eval_greedy``).
 
-Evaluation episodes run ``batch`` at a time: a wave of fresh environments stepped together, one
-batched network call per step; finished environments stop being stepped (their rows are
-computed and ignored), so no state needs resetting mid-wave and every row of a wave has the
-same context length. Episode seeds derive from the run seed, the evaluation's env step and the
+Evaluation episodes run ``len(envs)`` at a time, one batched network call per step, in one of
+two ways (``train.eval_context``):
+
+``fresh`` (ours): waves of fresh environments stepped together; finished environments stop
+being stepped (their rows are computed and ignored), so no state needs resetting mid-wave and
+every row of a wave has the same context length; each episode starts with an empty context.
+``carry`` (the release's ``eval.py``, whose vectorised envs restart on their own while its
+16-step context deque is never cleared): env slot j plays episodes j, j + n, j + 2n, ...
+back to back, and with ``acting=context`` the context of slot j runs on from one episode into
+the next (the first action of the whole evaluation is random, later episodes start from the
+previous episode's last 16 steps). A slot with no episodes left is computed and ignored. Episode seeds derive from the run seed, the evaluation's env step and the
 episode index; the world model's sampling noise comes from a forked torch RNG seeded the same
 way, so evaluating never perturbs training's streams.
 """
@@ -187,9 +194,13 @@ def make_actor(wm, ac: ActorCritic, batch: int, device: torch.device):
 @torch.no_grad()
 def evaluate(wm, ac: ActorCritic, envs: list, seeds: list[int], *, greedy: bool,
              torch_seed: int, device: torch.device,
-             on_episode: Callable[[int, float, int], None] | None = None
-             ) -> list[tuple[float, int]]:
-    """Run one episode per seed (``len(envs)`` at a time); returns [(return, length)] in order."""
+             on_episode: Callable[[int, float, int], None] | None = None,
+             carry_context: bool = False) -> list[tuple[float, int]]:
+    """Run one episode per seed (``len(envs)`` at a time); returns [(return, length)] in order.
+
+    ``carry_context`` (``train.eval_context=carry``): env slots play their episodes back to
+    back and, with ``acting=context``, keep the acting context across them (module docstring).
+    """
     results: list[tuple[float, int]] = [(0.0, 0)] * len(seeds)
     was_training = (wm.training, ac.training)
     wm.eval()
@@ -197,6 +208,9 @@ def evaluate(wm, ac: ActorCritic, envs: list, seeds: list[int], *, greedy: bool,
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(torch_seed)
+        if carry_context and ac.cfg.acting == "context":
+            _evaluate_carried(wm, ac, envs, seeds, greedy, device, on_episode, results)
+            seeds = []  # done
         for start in range(0, len(seeds), len(envs)):
             wave = list(range(start, min(start + len(envs), len(seeds))))
             n = len(wave)
@@ -219,6 +233,35 @@ def evaluate(wm, ac: ActorCritic, envs: list, seeds: list[int], *, greedy: bool,
     wm.train(was_training[0])
     ac.train(was_training[1])
     return results
+
+
+def _evaluate_carried(wm, ac: ActorCritic, envs: list, seeds: list[int], greedy: bool,
+                      device: torch.device, on_episode, results: list) -> None:
+    """``carry`` evaluation: slot j plays episodes j, j + n, ... with one context throughout."""
+    n = min(len(envs), len(seeds))
+    queue = [list(range(j, len(seeds), n)) for j in range(n)]  # episode indices per slot
+    current = [q.pop(0) for q in queue]  # the episode each slot plays (None: done)
+    actor = make_actor(wm, ac, n, device)
+    obs = np.stack([envs[j].reset(seed=seeds[current[j]])[0] for j in range(n)])
+    returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+    while any(i is not None for i in current):
+        actions = actor.act(obs, greedy=greedy)
+        for j in range(n):
+            i = current[j]
+            if i is None:
+                continue
+            o, r, term, trunc, _ = envs[j].step(int(actions[j]))
+            obs[j] = o
+            returns[j] += r
+            lengths[j] += 1
+            if term or trunc:
+                results[i] = (float(returns[j]), int(lengths[j]))
+                if on_episode is not None:
+                    on_episode(i, float(returns[j]), int(lengths[j]))
+                current[j] = queue[j].pop(0) if queue[j] else None
+                returns[j], lengths[j] = 0.0, 0
+                if current[j] is not None:  # the next episode; the context runs on
+                    obs[j] = envs[j].reset(seed=seeds[current[j]])[0]
 
 
 def frame_digest(obs: np.ndarray | Tensor) -> str:

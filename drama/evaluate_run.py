@@ -69,7 +69,7 @@ def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
     torch_seed = (derive_seed(c.seed, _EVAL_TORCH, step) if greedy
                   else derive_seed(c.seed, _EVAL_TORCH, step, 1))
     res = evaluate(run.wm, run.ac, envs, seeds, greedy=greedy, torch_seed=torch_seed,
-                   device=run.device)
+                   device=run.device, carry_context=c.train.eval_context == "carry")
     for env in envs:
         env.close()
     if video is not None:

@@ -137,6 +137,7 @@ RULES: dict[str, dict[str, Any]] = {
         "final_eval_episodes": _positive, "eval_batch": _positive,
         "checkpoint_every": _positive, "log_every": _positive, "torch_threads": _nonneg,
         "nonfinite_patience": _positive, "compile": _enum("auto", "on", "off"),
+        "eval_env": _enum("release", "training"), "eval_context": _enum("carry", "fresh"),
     },
 }
 """Allowed values per section and key (types come from the annotations). Cross-field checks

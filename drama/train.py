@@ -133,7 +133,16 @@ def atari_env_fn(cfg: RunConfig) -> EnvFn:
         raise ValueError(f"unknown game {cfg.game!r}; the Atari100k games are "
                          f"{', '.join(ATARI100K_GAMES)}")
     return lambda seed, evaluation=False: make_env(cfg.game, seed, evaluation=evaluation,
-                                                   **cfg.env)
+                                                   **eval_protocol(cfg, evaluation))
+
+
+def eval_protocol(cfg: RunConfig, evaluation: bool) -> dict:
+    """Env protocol overrides: ``cfg.env``, plus for the evaluation env of
+    ``train.eval_env=release`` the release's eval.py env (no repeat cut at a life loss, the
+    max over the last two frames the repeat produced; tests/test_official_parity.py)."""
+    if evaluation and cfg.train.eval_env == "release":
+        return {"break_repeat_on_life_loss": False, "pool_last_two_seen": True, **cfg.env}
+    return dict(cfg.env)
 
 
 def _metric_name(prefix: str, key: str) -> str:
@@ -437,7 +446,7 @@ class Trainer:
         res = evaluate(self.wm, self.ac, self.eval_envs[:min(c.train.eval_batch, episodes)],
                        seeds, greedy=c.train.eval_greedy,
                        torch_seed=derive_seed(c.seed, _EVAL_TORCH, self.step),
-                       device=self.device)
+                       device=self.device, carry_context=c.train.eval_context == "carry")
         rows = [{"game": c.game, "variant": c.variant, "seed": c.seed, "env_step": self.step,
                  "episode": i, "return": r, "length": n, "final": final}
                 for i, (r, n) in enumerate(res)]
@@ -525,6 +534,8 @@ class Trainer:
         if c.train.tensorboard:
             self._open_tensorboard()
         self._write_run_info("running")
+        if c.train.eval_at_start and self.step == 0 and not self.eval_rows:
+            self.eval_rows += self._evaluate(c.train.eval_episodes, final=False)
         progress = Progress(c.train.steps, self.step, c.train.log_every)
         t_window, s_window = time.time(), self.step
         previous = self._catch_stop_signals()

@@ -135,3 +135,59 @@ def test_recurrent_switch_and_acting_state_kind_checked():
         ContextActor(wm, ac, 1, torch.device("cpu")).load_state_dict(actor.state_dict())
     with pytest.raises(ValueError, match="acting"):
         ActorCriticConfig(acting="posterior")
+
+
+class _ShortEpisodes:
+    """Episodes of 3 + seed % 4 steps of random frames; records the seeds it was reset with."""
+
+    def __init__(self):
+        self.resets, self.t, self.n = [], 0, 0
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, seed=None):
+        self.resets.append(seed)
+        self.t, self.n = 0, 3 + seed % 4
+        return self.rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        frame = self.rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        return frame, 1.0, self.t >= self.n, False, {}
+
+
+def test_evaluation_context_carried_across_episodes_or_fresh(monkeypatch):
+    """train.eval_context: ``carry`` (the release's eval.py) plays each slot's episodes back to
+    back with one acting context (one random first action in all); ``fresh`` starts every wave
+    with an empty context. Same episodes, seeds and lengths either way."""
+    from drama.evaluate import ContextActor, evaluate
+
+    wm, ac = _tiny("mamba2", chunk_size=16)
+    calls = {"act": 0, "features": 0}
+    act, features = ContextActor.act, ContextActor.features
+
+    def counted_act(self, *a, **kw):
+        calls["act"] += 1
+        return act(self, *a, **kw)
+
+    def counted_features(self):
+        calls["features"] += 1
+        return features(self)
+
+    monkeypatch.setattr(ContextActor, "act", counted_act)
+    monkeypatch.setattr(ContextActor, "features", counted_features)
+    seeds = [10, 11, 12, 13, 14]  # lengths 5, 6, 3, 4, 5
+    out = {}
+    for carry in (True, False):
+        calls.update(act=0, features=0)
+        envs = [_ShortEpisodes(), _ShortEpisodes()]
+        res = evaluate(wm, ac, envs, seeds, greedy=True, torch_seed=0,
+                       device=torch.device("cpu"), carry_context=carry)
+        assert [n for _, n in res] == [3 + s % 4 for s in seeds]
+        assert [r for r, _ in res] == [float(3 + s % 4) for s in seeds]
+        out[carry] = (calls["act"] - calls["features"], [e.resets for e in envs])
+    random_steps, resets = out[True]
+    assert random_steps == 1  # only the very first step of the evaluation had no context
+    assert resets == [[10, 12, 14], [11, 13]]  # slot j plays episodes j, j + 2, ...
+    random_steps, resets = out[False]
+    assert random_steps == 3  # one per wave: every wave starts with an empty context
+    assert resets == [[10, 12, 14], [11, 13]]

@@ -377,3 +377,37 @@ def test_training_env_steps(ref, game):
     env.close()
     assert all(n < 3 and bool(r["is_terminal"][t]) for t, n in stale), (
         f"{game}: frames differ at steps (step, frames in the repeat) {stale}")
+
+
+@pytest.mark.parametrize("game", ["Krull", "Breakout"])
+@pytest.mark.parametrize("eval_env", ["release", "training"])
+def test_evaluation_env_steps(ref, game, eval_env):
+    """The evaluation env of ``train.eval_env=release`` (the default) equals the release's
+    eval.py env under its recorded actions: frames, rewards and episode ends, every step.
+    ``training`` (variant corrected) cuts the repeat at a life loss and so differs (checked,
+    so that the switch is known to matter)."""
+    from drama.config import resolve_config
+    from drama.train import atari_env_fn
+
+    r = ref["eval_env"][game]
+    variant = "drama" if eval_env == "release" else "corrected"
+    cfg = resolve_config(game, 0, variant, "debug")
+    assert cfg.train.eval_env == eval_env
+    env = atari_env_fn(cfg)(0, evaluation=True)
+    env.reset()
+    differ = []
+    for t, a in enumerate(r["action"].tolist()):
+        obs, reward, terminated, truncated, _ = env.step(a)
+        same = (op.frames_digest(obs)[:16] == r["digest"][t] and reward == float(r["reward"][t])
+                and (terminated or truncated) == bool(r["is_last"][t]))
+        if not same:
+            differ.append(t)
+            if eval_env == "training":
+                break  # the streams part at the first life loss
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    if eval_env == "release":
+        assert differ == [], f"{game}: the evaluation env differs from eval.py's at {differ[:5]}"
+    else:
+        assert differ, f"{game}: the training protocol unexpectedly equals eval.py's env"

@@ -322,7 +322,37 @@ def env_steps(release: str) -> dict:
     return out
 
 
-PARTS = ("wm_update", "wm_trajectory", "imagination", "ac_trajectory", "dfs", "env")
+def eval_env_steps(release: str) -> dict:
+    """The release's evaluation env (eval.py build_single_env: gymnasium ALE v5, its
+    MaxLast2FrameSkipWrapper, ResizeObservation 64) under seeded random actions: per step the
+    frame digest, reward and episode end (game over or the 108,000-frame cap)."""
+    sys.path.insert(0, release)
+    import eval as release_eval
+
+    out = {}
+    for game in ENV_GAMES:
+        # (64, 64): the release passes 64, which the gymnasium of its time took as (64, 64)
+        env = release_eval.build_single_env(f"ALE/{game}-v5", (64, 64))
+        rng = np.random.default_rng(ENV_ACTION_SEED)
+        env.reset()
+        rows = {"action": [], "digest": [], "reward": [], "is_last": []}
+        for _ in range(ENV_STEPS):
+            a = int(rng.integers(env.action_space.n))
+            obs, reward, done, truncated, info = env.step(a)
+            rows["action"].append(a)
+            rows["digest"].append(op.frames_digest(obs)[:16])
+            rows["reward"].append(float(reward))
+            rows["is_last"].append(bool(done or truncated))
+            if done or truncated:
+                env.reset()
+        env.close()
+        out[game] = {"action": torch.tensor(rows["action"]), "digest": rows["digest"],
+                     "reward": torch.tensor(rows["reward"], dtype=torch.float64),
+                     "is_last": torch.tensor(rows["is_last"])}
+    return out
+
+
+PARTS = ("wm_update", "wm_trajectory", "imagination", "ac_trajectory", "dfs", "env", "eval_env")
 
 
 def main() -> None:
@@ -367,6 +397,11 @@ def main() -> None:
         print(f"[{time.time() - t0:.0f}s] env: "
               + ", ".join(f"{g} {int(v['is_terminal'].sum())} terminal flags"
                           for g, v in ref["env"].items()))
+    if "eval_env" in args.parts:
+        ref["eval_env"] = eval_env_steps(os.path.abspath(args.release))
+        print(f"[{time.time() - t0:.0f}s] eval_env: "
+              + ", ".join(f"{g} {int(v['is_last'].sum())} episode ends"
+                          for g, v in ref["eval_env"].items()))
     ref["provenance"] = {
         "release": op.RELEASE, "command": "python scripts/official_reference/generate.py "
         "--release PATH", "torch": str(torch.__version__),

@@ -16,7 +16,7 @@ packages that are off the computation path. This module makes it importable with
       own torch branches (``F.conv1d``, the einsum ``step``).
 * imports off the computation path are stubbed: ``triton`` (decorators only: no kernel is ever
   launched), the Mamba-1 CUDA extension, ``huggingface_hub``, ``transformers``, ``torchtune``,
-  ``kornia``, ``line_profiler``, ``wandb``, ``tensorboardX``.
+  ``kornia``, ``line_profiler``, ``wandb``, ``tensorboardX``, ``colorama`` (printing).
 
 ``check_against_recurrence`` verifies the stand-in before anything is recorded: in float64 the
 shimmed parallel Mamba-2 path must equal the release's own recurrent ``Mamba2.step``.
@@ -59,6 +59,7 @@ def _install_stubs() -> None:
     _stub("kornia")
     _stub("kornia.augmentation")
     _stub("wandb")
+    _stub("colorama", Fore=mock.MagicMock(), Style=mock.MagicMock())
     _stub("tensorboardX", SummaryWriter=object)
 
     class _HubMixin:  # Mamba2(nn.Module, PyTorchModelHubMixin)
