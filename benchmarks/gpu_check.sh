@@ -72,6 +72,10 @@ RUN_DIR=${GPU_CHECK_RUN_DIR:-/tmp/gpu_check_run}
 WORK=${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check_work.XXXXXX)}
 export PYTHONUNBUFFERED=1 MAMBA_DETERMINISTIC=1
 mkdir -p "$WORK"
+# nothing from an earlier check may pass for this one's
+rm -rf "$WORK"/{env,loop_eager,loop_compiled,concurrency,learning}.json "$WORK/concurrency" \
+    "$OUT"/{summary.json,summary.md,learning_curves.csv,sequence_speed.csv,pytest_gpu.txt} \
+    "$OUT/runs_log.txt"
 LOG="$OUT/log.txt"
 PARTS="$WORK/parts.jsonl"
 : >"$LOG"
