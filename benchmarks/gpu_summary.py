@@ -182,6 +182,16 @@ def markdown(s: dict) -> str:
     lines += _table(["loop", "env steps/s", "warm-up s (compile)", "wm update ms",
                      "imagination ms", "ac update ms", "acting ms", "env ms", "other ms",
                      "host syncs per wm / ac update"], rows)
+    for k in ("loop_eager", "loop_compiled"):  # where the counted syncs come from
+        h = (_result(parts, k) or {}).get("host_syncs") or {}
+        per = h.get("per_part") or {}
+        found = [f"{part} {v['syncs_per_call']} per call"
+                 + (f" ({', '.join(f'{w} x{c}' for w, c in v['where'].items())})"
+                    if v.get("where") else "")
+                 for part, v in per.items() if v.get("calls")]
+        if found:
+            lines += [f"Host syncs, {k} ({h.get('counted_steps')} steps counted): "
+                      + "; ".join(found) + ".", ""]
     seq = parts.get("sequence", {}).get("rows")
     if seq:
         df = pd.DataFrame(seq)

@@ -58,6 +58,29 @@ def test_nvidia_smi_compute_apps_parsing():
     assert gpu_concurrency.parse_compute_apps(text) == {12345: 2210.0, 91011: 1534.5}
 
 
+def test_host_sync_counts_reach_the_summary():
+    """The CUDA sync counter's record (filled by hand: set_sync_debug_mode needs CUDA) ends up
+    per update in summary.json's answers and, with the source lines, in summary.md."""
+    import gpu_summary
+    import train_loop
+
+    c = train_loop.SyncCounter()
+    c.calls.update(wm_update=3, ac_update=3, imagination=3, acting=3)
+    c.syncs.update(ac_update=6, acting=3)
+    c.where["ac_update"]["drama/agent.py:120"] = 6
+    loop = {"preset": "atari100k", "env_steps_per_s": 50.0, "warm_s": 40.0,
+            "ms_per_step": dict.fromkeys(["wm_update", "imagination", "ac_update", "acting",
+                                          "env", "other"], 1.0),
+            "host_syncs": {**c.result(), "counted_steps": 3}}
+    parts = {"loop_eager": {"status": "ok", "seconds": 30, "budget_s": 60, "result": loop}}
+    summary = {"total_s": 30, "budget_s": 530, "machine": None, "parts": parts,
+               "answers": gpu_summary.answers(parts)}
+    assert summary["answers"]["host_syncs"]["eager"] == {"per_world_model_update": 0.0,
+                                                         "per_actor_critic_update": 2.0}
+    md = gpu_summary.markdown(summary)
+    assert "eager 0.00 / 2.00" in md and "ac_update 2.0 per call (drama/agent.py:120 x6)" in md
+
+
 def _worker_windows(work: Path) -> dict[tuple[int, int], dict]:
     out = {}
     for f in sorted((work / "concurrency").glob("worker*.jsonl")):
