@@ -33,9 +33,10 @@ every row of a wave has the same context length; each episode starts with an emp
 16-step context deque is never cleared): env slot j plays episodes j, j + n, j + 2n, ...
 back to back, and with ``acting=context`` the context of slot j runs on from one episode into
 the next (the first action of the whole evaluation is random, later episodes start from the
-previous episode's last 16 steps). A slot with no episodes left is computed and ignored. Episode seeds derive from the run seed, the evaluation's env step and the
-episode index; the world model's sampling noise comes from a forked torch RNG seeded the same
-way, so evaluating never perturbs training's streams.
+previous episode's last 16 steps). A slot with no episodes left is computed and ignored.
+Episode seeds derive from the run seed, the evaluation's env step and the episode index; the
+world model's sampling noise comes from a forked torch RNG seeded the same way, so evaluating
+never perturbs training's streams.
 """
 
 from __future__ import annotations

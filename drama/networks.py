@@ -117,7 +117,8 @@ class Decoder(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         assert z.ndim == 2, z.shape
         x = self.stem(z).reshape(z.shape[0], *self.feature_shape)  # (N, 64, 4, 4)
-        x = self.net(self.stem_norm(x))  # NCHW, as the Encoder (accuracy of CPU BatchNorm)  # (N, 3, 64, 64) pre-sigmoid
+        # NCHW, as in the Encoder (accuracy of the CPU BatchNorm)
+        x = self.net(self.stem_norm(x))  # (N, 3, 64, 64) pre-sigmoid
         return torch.sigmoid(x)
 
 

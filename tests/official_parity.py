@@ -18,6 +18,7 @@ release, ``tests/test_official_parity.py`` on ours) take from here:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import re
@@ -70,19 +71,20 @@ WM_GROUPS = {
 }
 
 
+def _fill(spec: re.Match, groups: tuple[str, ...]) -> str:
+    """``{i}`` -> group i of the match; ``{i+k}`` -> group i (an index) plus k."""
+    idx, _, add = spec.group(1).partition("+")
+    value = groups[int(idx)]
+    return str(int(value) + int(add)) if add else value
+
+
 def official_name(ours: str, part: str) -> str:
     """The official state-dict name of our ``ours`` in ``part`` ('wm' or 'ac')."""
     for pattern, template in (_WM_MAP if part == "wm" else _AC_MAP):
         m = re.fullmatch(pattern, ours)
         if m:
-            groups = m.groups()
-
-            def fill(spec: re.Match) -> str:
-                idx, _, add = spec.group(1).partition("+")
-                value = groups[int(idx)]
-                return str(int(value) + int(add)) if add else value
-
-            return re.sub(r"\{(\d+(?:\+\d+)?)\}", fill, template)
+            return re.sub(r"\{(\d+(?:\+\d+)?)\}", functools.partial(_fill, groups=m.groups()),
+                          template)
     raise KeyError(f"no official name for {part} parameter {ours!r}")
 
 

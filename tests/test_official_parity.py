@@ -261,6 +261,10 @@ def test_imagination_and_actor_critic_update(ref, stream):
     assert err <= REL, f"imagined rewards: {err:.3g}"
     assert torch.equal(traj["cont"] == 0, r["termination"])
     close(op.summary(ac.input_norm.mean), r["input_mean_after"], what="actor input mean")
+    # README deviation 16: the release's imagination itself moved the statistics (ours does
+    # not; the replay above stands in for it)
+    initial = op.summary(op.actor_input_stats(ac.feat_dim)[0])
+    assert float((r["input_mean_after"] - initial).abs().max()) > 1e-4
 
     u = r["ac_update"]
     ac.input_norm.mean.copy_(u["input_stats_before"]["mean"])

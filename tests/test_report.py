@@ -36,8 +36,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]
 CATEGORIES = ["0. Does it learn?", "1. Reproduction", "2. Aggregates", "3. Per game",
               "4. Ablations", "5. Learning curves", "6. Cost", "7. Sequence scaling"]
-TABLES = ["reproduction.html", "reproduction_rates.html", "aggregates.html", "per_game.html", "costs.html",
-          "sequence_speed.html", "learning.html"]
+TABLES = ["reproduction.html", "reproduction_rates.html", "aggregates.html", "per_game.html",
+          "costs.html", "sequence_speed.html", "learning.html"]
 FIGURES = ["reproduction.png", "aggregates.png", "performance_profiles.png",
            "probability_of_improvement.png", "ablation_dfs.png", "sample_efficiency.png",
            "sequence_scaling.png", "learning_curves.png"]

@@ -190,7 +190,8 @@ def wm_update(off: Official, stream, spec) -> dict:
             record_clip(list(wm.named_parameters()), op.WM_GROUPS, clips):
         losses = wm.update(*wm_batch(win), global_step=1, epoch_step=0, logger=None)
     names = ["rec", "rew", "term", "dyn", "kl_dyn", "rep", "kl_rep", "total"]
-    return {"losses": dict(zip(names, losses)), "outputs": outs, "grad_norms": clips[0],
+    return {"losses": dict(zip(names, losses, strict=True)), "outputs": outs,
+            "grad_norms": clips[0],
             "param_change": op.param_change(before, params(wm))}
 
 
