@@ -13,7 +13,9 @@
 # Parts, each under its own `timeout` so that a slow part cannot starve the rest (seconds,
 # overridable by the environment variable in brackets):
 #   wheels        pip install --no-index .whl/*.whl --target /tmp/site    [GPU_CHECK_T_WHEELS 60]
-#   pytest_gpu    pytest -m gpu                                           [GPU_CHECK_T_PYTEST 100]
+#   pytest_gpu    pytest -m gpu: kernel parity (tests/test_sequence_gpu.py) [GPU_CHECK_T_PYTEST 130]
+#                 and the official-release parity of the world model on CUDA with mamba-ssm's
+#                 kernels, fp32, TF32 off (tests/test_official_parity.py)
 #   sequence      benchmarks/sequence_speed.py at the paper's lengths     [GPU_CHECK_T_SEQ 60]
 #   loop_eager    benchmarks/train_loop.py, paper preset, compile off,    [GPU_CHECK_T_EAGER 60]
 #                 with the host-device syncs per update counted (CUDA)
@@ -52,7 +54,7 @@ GAMES=${GPU_CHECK_GAMES:-Boxing Krull Assault Gopher CrazyClimber KungFuMaster U
 LOOP_GAME=${GAMES%% *}
 TOTAL=${GPU_CHECK_TOTAL:-530}
 T_WHEELS=${GPU_CHECK_T_WHEELS:-60}
-T_PYTEST=${GPU_CHECK_T_PYTEST:-100}
+T_PYTEST=${GPU_CHECK_T_PYTEST:-130}
 T_SEQ=${GPU_CHECK_T_SEQ:-60}
 T_EAGER=${GPU_CHECK_T_EAGER:-60}
 T_COMPILED=${GPU_CHECK_T_COMPILED:-120}

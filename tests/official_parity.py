@@ -200,7 +200,7 @@ class NoiseTape:
 
 def gumbel_argmax(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Indices of Categorical(logits) drawn with the uniforms ``u`` (Gumbel-max), as ours."""
-    g = u.clamp(min=1e-30).log().neg().clamp(min=1e-30).log().neg()
+    g = u.to(logits.device).clamp(min=1e-30).log().neg().clamp(min=1e-30).log().neg()
     return torch.argmax(logits.float() + g, dim=-1)
 
 
@@ -208,8 +208,8 @@ def tape_dropout(tape: NoiseTape, original):
     def dropout(x, p=0.5, training=True, inplace=False):
         if not training or p == 0.0:
             return original(x, p, training, inplace)
-        keep = tape.uniform(x.shape) >= p
-        return x * keep.to(x.dtype) / (1.0 - p)
+        keep = tape.uniform(x.shape) >= p  # drawn on the CPU on both sides
+        return x * keep.to(device=x.device, dtype=x.dtype) / (1.0 - p)
 
     return dropout
 
@@ -238,7 +238,7 @@ SAMPLE_POINTS = 64
 
 def summary(t: torch.Tensor) -> torch.Tensor:
     """float64 (4 + 64,): sum, L2 norm, abs-sum, numel, then 64 entries at fixed positions."""
-    flat = t.detach().reshape(-1).double()
+    flat = t.detach().reshape(-1).double().cpu()
     n = flat.numel()
     pos = torch.arange(SAMPLE_POINTS) * (n - 1) // (SAMPLE_POINTS - 1)  # exact integers
     head = torch.stack([flat.sum(), flat.norm(), flat.abs().sum(), torch.tensor(float(n),
