@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
 # Before (on a machine with network, once): fill the ignored folder .whl/ with the wheels the
-# GPU image lacks (gymnasium, ale-py, mamba-ssm, ...):
+# GPU machine lacks (gymnasium, ale-py, mamba-ssm, ...):
 #   scripts/gpu_wheels.sh .whl
 # and take .whl along with the repository.
 #

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 MAMBA_SSM=2.3.2.post1
-# Exact versions: the ones the project's CPU venv was tested with (2026-11).
+# Exact versions: the ones the CPU test suite passes with.
 IMAGE_WHEELS=(gymnasium==1.4.0 farama-notifications==0.0.4 ale-py==0.12.1)
 ALL_WHEELS=("${IMAGE_WHEELS[@]}" opencv-python-headless "pandas>=2.0,<3" pyarrow pyyaml einops
             tqdm jsonschema pytest pytest-timeout transformers huggingface-hub packaging)
@@ -22,15 +22,14 @@ that a GPU machine without network needs, on top of what it has, to run
                          torch, so this needs a python with torch; a CPU build is fine). Mamba-2
                          then runs on mamba-ssm's Triton kernels; Mamba-1's compiled
                          selective_scan_cuda is absent (Mamba-1 uses the torch backend).
-  default                the wheels missing from the device image described in
-                         /work/.library/device/KINDS.md (read 2026-11-17: Python 3.12, torch
+  default                the wheels missing from a GPU image that already has Python 3.12, torch
                          2.11 + CUDA 13, triton 3.6, numpy, pandas, pyarrow, opencv, pyyaml,
-                         einops, transformers, huggingface-hub, pytest, pytest-timeout, tqdm):
+                         einops, transformers, huggingface-hub, pytest, pytest-timeout, tqdm:
                          ${IMAGE_WHEELS[*]}
   --all                  for a machine with only Python 3.12, CUDA torch and triton: also
                          ${ALL_WHEELS[*]:${#IMAGE_WHEELS[@]}}
-                         and their dependencies (52 wheels, 172 MiB on 2026-11-30: too big
-                         for the device tool's 64 MiB; for a cluster node without network).
+                         and their dependencies (52 wheels, 172 MiB; e.g. for a cluster node
+                         without network).
 
 Not included: causal-conv1d (a compiled CUDA extension: build it on the GPU machine with
 CAUSAL_CONV1D_FORCE_BUILD=TRUE TORCH_CUDA_ARCH_LIST=9.0 pip install --no-build-isolation, or go
@@ -47,7 +46,7 @@ Install there (no network, no compiling, nothing of the image replaced):
 
 For a short GPU check there, also export MAMBA_DETERMINISTIC=1 before Python starts: mamba-ssm
 then uses one configuration per Triton kernel instead of autotuning up to 201 at first calls
-(README, "GPU install and the first GPU run"); tests/test_sequence_gpu.py sets it itself.
+(docs/install.md, "GPU install and the first GPU run"); tests/test_sequence_gpu.py sets it itself.
 
 Environment: PYTHON builds mamba-ssm and runs pip (default: the first of .venv/bin/python,
 python3, python that imports torch).
@@ -119,7 +118,7 @@ except ImportError:  # pip's vendored copy
 wheel_dir, profile = Path(sys.argv[1]), sys.argv[2]
 TORCH = {"torch", "triton", "filelock", "typing-extensions", "sympy", "networkx", "jinja2",
          "fsspec", "setuptools", "markupsafe", "mpmath"}  # torch's own, present with it
-IMAGE = TORCH | {  # device image (KINDS.md, 2026-11-17), the names this check meets
+IMAGE = TORCH | {  # the GPU image of the default target, the names this check meets
     "numpy", "cloudpickle", "packaging", "einops", "transformers", "huggingface-hub", "pandas",
     "pyarrow", "opencv-python-headless", "pyyaml", "tqdm", "pytest", "pytest-timeout",
     "jsonschema", "attrs", "requests", "regex", "tokenizers", "safetensors", "ninja"}
@@ -167,5 +166,5 @@ total = sum(w.stat().st_size for _, w in have.values())
 print(f"== {len(have)} wheels in {wheel_dir}, {total / 2**20:.1f} MiB, requirements complete "
       f"for the {'bare torch+triton' if profile == 'all' else 'device image'} target")
 if total > 60 * 2**20:
-    print("   warning: over 60 MiB; the device tool carries at most 64 MiB with the repo")
+    print("   warning: over 60 MiB; too big where the transfer to the GPU machine is capped at 64 MiB")
 PY
