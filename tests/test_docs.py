@@ -218,6 +218,14 @@ def test_a_wrong_command_fails(tmp_path):
     assert exists(("module", "drama.describe")) is None and exists(("make", "smoke")) is None
 
 
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings: lower case, punctuation dropped, spaces
+    to hyphens."""
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
 def found_snakemake(found):
     return next(args for kind, args in found if kind == "snakemake")
 
@@ -230,9 +238,12 @@ def paths_named(path: Path) -> set[str]:
     for link in LINK.findall(text):
         if re.match(r"[a-z]+:", link):
             continue
-        target = link.split("#")[0]
-        if target:
-            named.add(os.path.relpath((path.parent / target).resolve(), ROOT))
+        target, _, anchor = link.partition("#")
+        file = (path.parent / target).resolve() if target else path
+        name = os.path.relpath(file, ROOT)
+        if anchor and file.suffix == ".md" and file.is_file() and anchor not in anchors(file):
+            name += f"#{anchor} (no such heading)"
+        named.add(name)
     words = re.findall(r"[\w./-]+(?:::\w+)?", " ".join(_texts(path)) + " " + FENCE.sub("", text))
     for word in words:
         word = word.split("::")[0].rstrip(".,;:")
@@ -253,9 +264,12 @@ def test_every_named_path_exists():
 
 def test_a_wrong_path_fails(tmp_path):
     doc = tmp_path / "d.md"
-    doc.write_text("See `drama/no_such.py`, `results/runs/{settings}/{game}/` and `drama/train.py`.")
+    doc.write_text("See `drama/no_such.py`, `results/runs/{settings}/{game}/` and `drama/train.py`;"
+                   " [a](#no-such-heading), [b](#the-heading).\n\n## The heading\n")
     got = paths_named(doc)
-    assert got == {"drama/no_such.py", "drama/train.py"}
+    name = os.path.relpath(doc, ROOT)
+    assert got == {"drama/no_such.py", "drama/train.py", name,
+                   f"{name}#no-such-heading (no such heading)"}
     assert not (ROOT / "drama/no_such.py").exists()
 
 
