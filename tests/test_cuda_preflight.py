@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from drama.checkpoint import (CHECKPOINT_NAME, load_checkpoint, save_checkpoint,
-                              use_deterministic_algorithms)
+from drama.checkpoint import use_deterministic_algorithms
 from drama.sequence import choose_backend, load_mamba_ssm, make_sequence_model
 from drama.sequence.mamba2 import Mamba2Mixer, causal_conv1d_input
 from drama.sequence.ssd import cumsum, scan_cumsum, ssd_chunked
@@ -193,57 +192,7 @@ def test_deterministic_mode_on_cpu_keeps_torch_cumsum(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- item 2
-def _tag_storages_as_cuda(path: Path) -> None:
-    """Rewrite a checkpoint as a GPU run writes it: every tensor storage tagged 'cuda:0'."""
-    from torch import serialization
-
-    entry = (0, lambda storage: "cuda:0", lambda obj, location: None)  # test-only tagger
-    ck = load_checkpoint(path)
-    ck["rng"]["cuda"] = [torch.get_rng_state()[:16].clone()]  # a CUDA RNG state, as on a GPU
-    serialization._package_registry.append(entry)
-    serialization._package_registry.sort(key=lambda e: e[0])
-    try:
-        save_checkpoint(path, ck)
-    finally:
-        serialization._package_registry.remove(entry)
-
-
-@pytest.mark.slow
-def test_checkpoint_written_on_cuda_resumes_through_the_cpu(tmp_path, capsys):
-    """A checkpoint whose tensors are all tagged 'cuda:0' (as a GPU run writes them) resumes
-    through the CPU load and continues exactly as the uninterrupted run (2 short debug runs)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_train import ColourMatchEnv, assert_same_run, colour_env, fast_cfg
-
-    from drama.train import train
-
-    class Crash(RuntimeError):
-        pass
-
-    class CrashingEnv(ColourMatchEnv):  # the run dies at env step 90 (checkpoint at 80)
-        def step(self, action):
-            if self.total >= 90:
-                raise Crash("simulated crash")
-            return super().step(action)
-
-    cfg = fast_cfg(steps=100)
-    train(cfg, tmp_path / "full", env_fn=colour_env)
-    with pytest.raises(Crash):
-        train(cfg, tmp_path / "resumed", env_fn=lambda seed, evaluation=False: CrashingEnv(seed))
-    ck_path = tmp_path / "resumed" / CHECKPOINT_NAME
-    assert load_checkpoint(ck_path)["step"] == 80
-    _tag_storages_as_cuda(ck_path)
-    payload = ck_path.read_bytes()[len(b"DRAMA-CKPT-1\n") + 65:]
-    with pytest.raises(RuntimeError, match="CUDA"):  # it really is a CUDA checkpoint
-        torch.load(__import__("io").BytesIO(payload), weights_only=False)
-    capsys.readouterr()
-    info = train(cfg, tmp_path / "resumed", env_fn=colour_env)
-    out = capsys.readouterr().out
-    assert "sequence model mamba2 on cpu: backend torch (device 'cpu' is not CUDA" in out
-    assert "resumed from" in out
-    assert info["status"] == "complete" and info["sequence_backend"] == "torch"
-    assert "not CUDA" in info["sequence_backend_reason"]
-    assert_same_run(tmp_path / "full", tmp_path / "resumed")
+# A checkpoint written on CUDA resumes through the CPU: tests/test_train.py's exact-resume test.
 
 
 # ----------------------------------------------------------------------------- item 6 and 8

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_train import PY, ROOT
+from helpers import PY, ROOT
 
 from drama.diagnose import load_run
 from drama.evaluate_run import evaluate_run

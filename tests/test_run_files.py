@@ -1,18 +1,18 @@
-"""Run files: readable under the user's umask, bounded (a finished run drops its replay), and
-the loop state saved whole (metrics accumulated before a checkpoint survive a resume)."""
+"""Run files: readable under the user's umask, bounded (a finished run drops its replay), and the
+final checkpoint's loop state. (The loop state saved whole, so that a resumed run logs the same
+rows: tests/test_train.py's exact-resume test.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 
 import pytest
+from helpers import colour_env, fast_cfg
 
 from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from drama.run_io import atomic_write_text, read_metrics
-from drama.train import LoopState, Trainer, train
-from test_train import colour_env, fast_cfg
+from drama.train import Trainer, train
 
 
 def test_atomic_writes_follow_the_umask(tmp_path):
@@ -25,24 +25,6 @@ def test_atomic_writes_follow_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640
-
-
-def test_loop_state_is_saved_and_restored_whole(tmp_path):
-    cfg = fast_cfg(steps=70, extra=["train.eval_every=0", "train.final_eval_episodes=1"])
-    t = Trainer(cfg, tmp_path / "run", env_fn=colour_env)
-    t._t0 = 0.0
-    t._reset_env()
-    values = {"step": 7, "episode": 2, "wm_updates": 3, "ac_updates": 4, "ep_return": 1.5,
-              "ep_length": 0, "ep_actions": [], "is_first": False, "last_score": 12.0,
-              "eval_rows": [{"a": 1}], "acc_n": {"m": 2}, "last_row": {"x": 1.0}}
-    for k, v in values.items():
-        setattr(t, k, v)  # the attributes are views of t.loop
-    assert all(getattr(t.loop, k) == v for k, v in values.items())
-    state = t._state()
-    assert set(state["loop"]) == {f.name for f in dataclasses.fields(LoopState)}
-    restored = LoopState.from_checkpoint(state)
-    for k, v in values.items():
-        assert getattr(restored, k) == v, k
 
 
 @pytest.mark.slow
@@ -73,7 +55,7 @@ def test_finished_run_drops_the_replay_and_metrics_survive_resume(tmp_path):
     with pytest.raises(CheckpointError, match="without its replay"):
         t._restore({**ck, "step": 60})
     # the metric sums since the last row are part of the checkpoint (LoopState.acc): a run
-    # resumed from step 80 logs the same row at 90 (end to end: test_train_errors' Ctrl-C test)
+    # resumed from step 80 logs the same row at 90 (end to end: test_train.py's exact-resume test)
     # The finished checkpoint is written after the final evaluation, whose metrics row (step
     # 100) took the sums of steps 91-100: they are in that row, and the checkpoint holds the
     # final evaluation and empty sums

@@ -1,40 +1,18 @@
 """The TensorBoard sink (train.tensorboard) and the metrics table (docs/metrics.md), against real
 debug runs: what TensorBoard's own reader reads back equals metrics.jsonl, and the table names
-exactly the metrics a run writes."""
+exactly the metrics a run writes. (A run killed and resumed, whose killed process logged past its
+checkpoint: tests/test_train.py's exact-resume test.)"""
 
-import os
 import re
 import subprocess
 
-import numpy as np
 import pandas as pd
 import pytest
+from helpers import PY, ROOT, assert_same_series, colour_env, fast_cfg, jsonl_series
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_train import (PY, ROOT, RUNNER, _cli, colour_env, fast_cfg, kill_after_logged_step,
-                        start_logged, wait_ok)
 
 from drama.run_io import read_metrics
-from drama.tensorboard import read_scalars
 from drama.train import train
-
-
-def jsonl_series(run_dir) -> dict[str, list[tuple[int, float]]]:
-    """metrics.jsonl as {name: [(step, value as float32, as TensorBoard stores it)]}."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for row in read_metrics(run_dir / "metrics.jsonl"):
-        for key, value in row.items():
-            if key != "step":
-                out.setdefault(key, []).append((row["step"], float(np.float32(float(value)))))
-    return out
-
-
-def assert_same_series(run_dir) -> None:
-    expected, got = jsonl_series(run_dir), read_scalars(run_dir)
-    assert set(got) == set(expected), set(got) ^ set(expected)
-    for key, series in expected.items():
-        assert [s for s, _ in got[key]] == [s for s, _ in series], key
-        np.testing.assert_array_equal([v for _, v in got[key]], [v for _, v in series],
-                                      err_msg=key)
 
 
 @pytest.fixture(scope="module")
@@ -104,23 +82,6 @@ def test_asking_without_the_package_is_one_line_before_anything_is_written(tmp_p
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "tensorboard" in lines[0] and ".[tensorboard]" in lines[0], lines
     assert not out.exists()
-
-
-@pytest.mark.slow
-def test_killed_and_resumed_run_reads_back_as_its_metrics_jsonl(tmp_path):
-    """SIGKILL between two checkpoints, resume: TensorBoard hides what the killed process
-    logged after the checkpoint (purge_step), as metrics.jsonl is truncated back to it."""
-    script = tmp_path / "runner.py"
-    script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = tmp_path / "run"
-    cmd = [PY, str(script), *_cli(run, 200), "--tensorboard"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kill_after_logged_step(proc, run, 140, 600)  # checkpoints every 40 steps
-    wait_ok(start_logged(cmd, tmp_path / "resume.log", env), tmp_path / "resume.log", 600)
-    assert "resumed from" in (tmp_path / "resume.log").read_text()
-    assert len(list(run.glob("events.out.tfevents.*"))) == 2
-    assert_same_series(run)
 
 
 def test_switching_the_sink_on_keeps_the_results_folder():

@@ -1,102 +1,22 @@
-"""End-to-end training: outputs, determinism, exact resume after SIGKILL, failures, learning.
-
-The learning test uses ColourMatch, a tiny pixel environment defined here: every frame is one
-flat colour out of three, the action with the colour's index pays +1, anything else 0, and an
-episode lasts 50 steps. The first colour of an episode is random, then the colours cycle
-(c_{t+1} = c_t + 1 mod 3), so the current colour can be predicted from the previous frame: the
-official acting rule acts on the world model's *prediction* of the current frame (never on the
-frame itself), so an environment whose rewarding action depends on an unpredictable current
-frame could not be learnt by it at all. Random play scores 50/3 ~ 16.7 per episode, the
-optimum is 50 (~49.3 with the official rule, whose first action of an episode is random).
-"""
+"""End-to-end training: outputs, determinism, exact resume (SIGKILL, a GPU checkpoint, Ctrl-C),
+failures, learning (on ColourMatch, tests/helpers.py)."""
 
 import json
-import os
+import re
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import (PY, ROOT, ColourMatchEnv, assert_same_run, assert_same_series, cli_args,
+                     colour_env, fast_cfg, kill_after_logged_step, runner_env, start_logged,
+                     tag_storages_as_cuda, wait_for_logged_step, wait_ok, write_runner)
 
 from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from drama.config import resolve_config
 from drama.run_io import read_metrics
-from drama.train import EVAL_COLUMNS, NonFiniteLossError, main, train
-
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220]], dtype=np.uint8)
-
-
-class ColourMatchEnv(gym.Env):
-    """64x64x3 frames of one random colour; action == colour index pays +1."""
-
-    def __init__(self, seed: int = 0, episode_len: int = 50, nan_after: int | None = None):
-        self.action_space = gym.spaces.Discrete(3)
-        self.observation_space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
-        self.episode_len, self.nan_after, self.total = episode_len, nan_after, 0
-        self.rng = np.random.default_rng(seed)
-        self.protocol = {"env": "ColourMatch", "episode_len": episode_len}
-
-    def _obs(self):
-        return np.broadcast_to(COLOURS[self.colour], (64, 64, 3)).copy()
-
-    def reset(self, *, seed=None, options=None):
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self.t = 0
-        self.colour = int(self.rng.integers(3))
-        return self._obs(), {}
-
-    def step(self, action):
-        reward = float(int(action) == self.colour)
-        self.colour = (self.colour + 1) % 3
-        self.t += 1
-        self.total += 1
-        if self.nan_after is not None and self.total > self.nan_after:
-            reward = float("nan")
-        return self._obs(), reward, self.t >= self.episode_len, False, {"life_loss": False}
-
-
-def colour_env(seed, evaluation=False):
-    return ColourMatchEnv(seed)
-
-
-# Small and fast: 60-step warm-up, then updates every step; checkpoints every 40 steps.
-FAST = ["replay.warmup=60", "train.eval_every=80", "train.eval_episodes=2",
-        "train.final_eval_episodes=3", "train.eval_batch=3", "train.checkpoint_every=40",
-        "train.log_every=20", "train.deterministic=true", "train.torch_threads=1"]
-
-
-def fast_cfg(steps=120, seed=0, extra=()):
-    return resolve_config("ColourMatch", seed, "drama", "debug", FAST + list(extra), steps, "cpu")
-
-
-def state_tensors(run_dir):
-    ck = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
-    return {**{f"wm.{k}": v for k, v in ck["wm"].items()},
-            **{f"ac.{k}": v for k, v in ck["ac"].items()}}
-
-
-def comparable_metrics(run_dir):
-    rows = read_metrics(Path(run_dir) / "metrics.jsonl")
-    return [{k: v for k, v in r.items() if k != "perf/env_steps_per_s"} for r in rows]
-
-
-def assert_same_run(a, b):
-    pd.testing.assert_frame_equal(pd.read_parquet(Path(a) / "eval.parquet"),
-                                  pd.read_parquet(Path(b) / "eval.parquet"))
-    assert comparable_metrics(a) == comparable_metrics(b)
-    sa, sb = state_tensors(a), state_tensors(b)
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        assert torch.equal(sa[k], sb[k]), k
+from drama.run_io import EVAL_COLUMNS
+from drama.train import NonFiniteLossError, main, train
 
 
 @pytest.mark.slow
@@ -134,72 +54,78 @@ def test_outputs_and_same_seed_identical(tmp_path):
     assert not torch.equal(*acts)
 
 
-RUNNER = """
-import sys
-sys.path.insert(0, {tests!r})
-from test_train import colour_env
-from drama.train import main
-sys.exit(main(sys.argv[1:], env_fn=colour_env))
-"""
-
-
-def _cli(out, steps):
-    args = ["--game", "ColourMatch", "--seed", "0", "--variant", "drama", "--preset", "debug",
-            "--device", "cpu", "--steps", str(steps), "--out", str(out)]
-    for s in FAST:
-        args += ["--set", s]
-    return args
-
-
-def start_logged(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start ``cmd`` with its output in the file ``log`` (a file, not a pipe: a pipe nobody reads
-    while the test waits on something else can fill and block the process)."""
-    with open(log, "w") as f:
-        return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
-
-
-def wait_ok(proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Wait for a process started by ``start_logged``; it must exit 0 (else: its log's tail)."""
-    assert proc.wait(timeout=timeout) == 0, f"{log}:\n{Path(log).read_text()[-3000:]}"
-
-
-def kill_after_logged_step(proc: subprocess.Popen, run_dir: Path, step: int,
-                           timeout: float) -> None:
-    """SIGKILL ``proc`` once its metrics.jsonl has logged ``step`` (it must still be running)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        path = run_dir / "metrics.jsonl"
-        rows = read_metrics(path) if path.exists() else []
-        if rows and rows[-1]["step"] >= step:
-            break
-        assert proc.poll() is None, "run finished before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.mark.slow
-def test_sigkill_and_resume_is_identical_to_an_uninterrupted_run(tmp_path):
-    script = tmp_path / "runner.py"
-    script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    steps = 200
-    # the uninterrupted run alongside the one to be killed (one thread each, two cores)
-    full = start_logged([PY, str(script), *_cli(tmp_path / "full", steps)],
+def test_stopped_three_ways_and_resumed_equals_the_uninterrupted_run(tmp_path, colour_runner):
+    """The trainer's exact-resume test. One 200-step run is stopped three ways, each time rerun
+    with the same command, and ends equal to the same run uninterrupted (eval.parquet,
+    metrics.jsonl but the speed, every world-model and actor-critic tensor):
+
+    1. SIGKILL between two checkpoints (an OOM killer, a lost node): the rerun resumes from the
+       last checkpoint, metrics.jsonl is cut back to it, and TensorBoard hides what the killed
+       process logged after it (purge_step): the events read back equal metrics.jsonl;
+    2. that checkpoint rewritten as a GPU run writes it (every storage tagged 'cuda:0'): the
+       rerun loads it through the CPU and picks the CPU backend;
+    3. Ctrl-C (SIGINT) mid-episode, in general between two log rows: exit 130, one line naming
+       the step, a checkpoint at that step; the loop state is saved whole (the metric sums since
+       the last row, the episode in progress, the evaluation at step 80), or the resumed run's
+       rows and evaluations would differ.
+
+    All with train.compile=on (compiled updates resume exactly; each process compiles, the later
+    ones mostly from inductor's on-disk cache) and the TensorBoard sink on."""
+    runner, env = colour_runner
+    steps, extra = 200, ["--set", "train.compile=on", "--tensorboard"]
+    # the uninterrupted run alongside the one to be stopped (one thread each, two cores)
+    full = start_logged([*runner, *cli_args(tmp_path / "full", steps), *extra],
                         tmp_path / "full.log", env)
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([PY, str(script), *_cli(killed, steps)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # kill it between two checkpoints (after the one at step 120, before the one at 160)
-    kill_after_logged_step(proc, killed, 140, 600)
-    wait_ok(full, tmp_path / "full.log", 600)
-    assert not (killed / "eval.parquet").exists()
-    assert load_checkpoint(killed / CHECKPOINT_NAME)["step"] in (120, 160)
-    res = subprocess.run([PY, str(script), *_cli(killed, steps)], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    assert "resumed from" in res.stdout
-    assert_same_run(tmp_path / "full", killed)
+    out = tmp_path / "stopped"
+    cmd = [*runner, *cli_args(out, steps), *extra]
+    ckpt = out / CHECKPOINT_NAME
+
+    # 1. SIGKILL after the row at step 100: between the checkpoints at 80 and 120
+    kill_after_logged_step(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL), out, 100, 3000)
+    assert not (out / "eval.parquet").exists()
+    killed_at = load_checkpoint(ckpt)["step"]
+    assert killed_at in (80, 120)
+
+    # 2. the checkpoint as a GPU run writes it
+    tag_storages_as_cuda(ckpt)
+    payload = ckpt.read_bytes()[len(b"DRAMA-CKPT-1\n") + 65:]
+    with pytest.raises(RuntimeError, match="CUDA"):  # it really is a CUDA checkpoint
+        torch.load(__import__("io").BytesIO(payload), weights_only=False)
+
+    # 3. resumed, then Ctrl-C after the row at step 140
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for_logged_step(proc, out, 140, 3000)
+    except AssertionError:
+        stdout, stderr = proc.communicate(timeout=60)
+        raise AssertionError(stderr[-3000:]) from None
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert f"resumed from {ckpt} at env step {killed_at}" in stdout
+    assert "sequence model mamba2 on cpu: backend torch (device 'cpu' is not CUDA" in stdout
+    m = re.fullmatch(r"interrupted at step (\d+); rerun the same command to resume",
+                     stderr.strip())
+    assert m, stderr[-3000:]
+    step = int(m.group(1))
+    assert 140 <= step < steps and load_checkpoint(ckpt)["step"] == step
+    assert not (out / "eval.parquet").exists()
+
+    # the last rerun finishes the run
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resumed from {ckpt} at env step {step}" in res.stdout
+    wait_ok(full, tmp_path / "full.log", 3000)
+    assert_same_run(tmp_path / "full", out)
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["status"] == "complete" and info["sequence_backend"] == "torch"
+    assert "not CUDA" in info["sequence_backend_reason"]
+    assert info["compile"]["setting"] == "on" and info["compile"]["enabled"] is True
+    assert len(list(out.glob("events.out.tfevents.*"))) == 3  # one per process
+    assert_same_series(out)
 
 
 def test_outputs_deleted_after_the_run_finished_are_rewritten_without_a_second_evaluation(
@@ -254,7 +180,7 @@ def test_non_finite_loss_stops_with_diagnostic(tmp_path):
     assert diag["skipped_updates"]["world_model"] >= 5
     assert not (tmp_path / "lr" / "eval.parquet").exists()
     # and through the CLI: exit code 3
-    code = main(_cli(tmp_path / "cli", 100) + ["--set", "world_model.lr=1e30", "--set",
+    code = main(cli_args(tmp_path / "cli", 100) + ["--set", "world_model.lr=1e30", "--set",
                                                "world_model.warmup_updates=0", "--set",
                                                patience[0]], env_fn=colour_env)
     assert code == 3 and (tmp_path / "cli" / "failure.json").exists()
@@ -301,9 +227,7 @@ def colour_match_runs(tmp_path_factory):
     thread each (the two cores of the CI machine: half the wall time of one after the other);
     the run directory of each."""
     root = tmp_path_factory.mktemp("learn")
-    script = root / "runner.py"
-    script.write_text(RUNNER.format(tests=str(ROOT / "tests")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    runner, env = write_runner(root), runner_env(OMP_NUM_THREADS="1")
     sets = ["replay.warmup=200", "train.eval_every=0", "train.final_eval_episodes=6",
             "train.eval_batch=6", "train.checkpoint_every=1000", "train.torch_threads=1"]
     procs = {}
@@ -312,7 +236,7 @@ def colour_match_runs(tmp_path_factory):
                 "debug", "--device", "cpu", "--steps", "1000", "--out", str(root / variant)]
         for s in sets:
             args += ["--set", s]
-        procs[variant] = start_logged([PY, str(script), *args], root / f"{variant}.log", env)
+        procs[variant] = start_logged([*runner, *args], root / f"{variant}.log", env)
     for variant, proc in procs.items():
         wait_ok(proc, root / f"{variant}.log", 1200)
     return {variant: root / variant for variant in LEARN_VARIANTS}

@@ -271,12 +271,8 @@ def test_slurm_profile_resolves_from_repo_root():
     assert prof["executor"] == "slurm"
     assert prof["slurm-status-command"] == "squeue" and prof["slurm-requeue"] is True
     assert "slurm_partition" not in prof["default-resources"]  # left to the user
+    # a dry run needs no SLURM binaries (the executor plugin calls none before submitting)
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules")
-    if proc.returncode != 0 and "slurm" in proc.stderr.lower() and not shutil.which("sinfo"):
-        # without SLURM binaries the executor plugin may refuse even a dry run; the profile
-        # itself was still found (an unknown profile fails with "profile ... not found")
-        assert "not found" not in proc.stderr.lower(), proc.stderr[-2000:]
-        return
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _job_counts(proc.stdout + proc.stderr)["train"] == 390
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_train import start_logged, wait_ok
+from helpers import assert_same_run, start_logged, wait_ok
 from workflow_copy import ROOT, copy_workflow, workflow_env
 
 SLURM_BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
@@ -130,8 +130,6 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
     """A train job with a one-minute limit: SLURM sends SIGTERM at the limit, the trainer saves
     a checkpoint and exits, Snakemake resubmits the job (the profile's retries), the next
     attempt resumes; the finished run equals an uninterrupted run of the same settings."""
-    from test_train import assert_same_run
-
     why = _why_not_runnable()
     if why is not None:
         if os.environ.get("CI"):
