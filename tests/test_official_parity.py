@@ -240,7 +240,7 @@ def _imagine(ref, stream, wm, ac, batch, context, horizon, starts_seed, official
     if not official_norm:
         return imagine(wm, ac, start, horizon)
     # The release also updates the actor's input statistics at every imagined action
-    # (VecNormalize on every actor call; our deviation 16 in the README): replayed here so
+    # (VecNormalize on every actor call; our deviation 16 in docs/deviations.md): replayed here so
     # that what follows can be compared. test_imagination pins that the difference exists.
     original = ac.act
 
@@ -279,7 +279,7 @@ def test_imagination_and_actor_critic_update(ref, stream):
     assert err <= REL, f"imagined rewards: {err:.3g}"
     assert torch.equal(traj["cont"] == 0, r["termination"])
     close(op.summary(ac.input_norm.mean), r["input_mean_after"], what="actor input mean")
-    # README deviation 16: the release's imagination itself moved the statistics (ours does
+    # docs/deviations.md item 16: the release's imagination itself moved the statistics (ours does
     # not; the replay above stands in for it)
     initial = op.summary(op.actor_input_stats(ac.feat_dim)[0])
     assert float((r["input_mean_after"] - initial).abs().max()) > 1e-4
@@ -377,7 +377,7 @@ def test_reference_provenance():
 def test_training_env_steps(ref, game):
     """Our training env under the release's recorded actions (1,500 steps, resets included):
     rewards, termination flags (life loss or game over) and episode ends identical; frames
-    identical except where the release maxes a stale frame (README deviation 1: the repeat
+    identical except where the release maxes a stale frame (docs/deviations.md item 1: the repeat
     ended at a life loss before its second-to-last frame)."""
     from drama.envs import make_env
 

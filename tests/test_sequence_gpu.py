@@ -1,11 +1,11 @@
 """GPU parity: the `torch` backend against mamba-ssm's kernels (`mamba_ssm` backend), on CUDA.
 
-Run on a CUDA machine with mamba-ssm 2.3.2.post1 installed (README, "GPU install"):
+Run on a CUDA machine with mamba-ssm 2.3.2.post1 installed (docs/install.md, "GPU install"):
     python -m pytest tests/test_sequence_gpu.py -m gpu -v
 Skipped without CUDA. With CUDA present, a mamba_ssm backend that cannot load (not installed,
 or installed but failing to import, e.g. through its transformers import) FAILS the kernel
 tests with the reason; only the Mamba-1 cases are skipped when mamba-ssm imports but its
-compiled extension `selective_scan_cuda` was not built (the pure-Python wheel of the README).
+compiled extension `selective_scan_cuda` was not built (the pure-Python wheel of docs/install.md).
 
 Tolerances (relative error ||a - b|| / ||b||, per output and per gradient tensor):
 - fp32, TF32 off: 1e-4 (the SSD kernels alone were measured to agree to 1.5e-5 on an H100);
