@@ -4,8 +4,8 @@ Commands are taken from fenced code blocks and inline code spans: ``python -m MO
 ``python path/to/script.py ...``, ``bash path/to/script.sh ...``, ``snakemake ...`` and
 ``make TARGET``. Each Python module or script must exist and answer ``--help`` with exit code 0
 (what a misspelt module, a moved script or a broken import fails); each ``make`` target must exist
-(``make -n``); each ``snakemake`` command must plan (``snakemake -n``, a dry run, with the options as
-written: a misspelt config file, profile or target fails). Repository paths (``drama/...``,
+(``make -n``); each ``snakemake`` command must plan (``snakemake -n``, a dry run, with the options
+as written: a misspelt config file, profile or target fails). Repository paths (``drama/...``,
 ``docs/...``, ``tests/x.py::test``, ...) and relative Markdown links must exist.
 """
 
@@ -87,6 +87,8 @@ def _checks(argv: list[str]) -> list[tuple]:
             module = args[1]
             if module in ("pip", "venv", "pytest"):
                 return []
+            if len(args) > 2 and re.fullmatch(r"[a-z]+", args[2]):  # a subcommand: analysis power
+                module += f" {args[2]}"
             return [("module", module)]
         if args and args[0].endswith(".py"):
             return [("script", args[0])]
@@ -115,7 +117,7 @@ def run_check(check: tuple) -> str | None:
     """None if the command exists and answers as it should, else the reason."""
     kind, what = check
     if kind == "module":
-        argv = [sys.executable, "-m", what, "--help"]
+        argv = [sys.executable, "-m", *what.split(), "--help"]
     elif kind == "script":
         path = ROOT / what
         if not path.is_file():
@@ -144,11 +146,12 @@ def run_check(check: tuple) -> str | None:
     return None
 
 
-def _failures(checks) -> list[str]:
+def _failures(checks: dict[tuple, set[str]]) -> list[str]:
+    """run_check on each check (two at a time), as "reason (in documents)" lines."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(run_check, checks))
-    return [f"{r} (in {', '.join(sorted(checks[c]))})" if isinstance(checks, dict) else r
-            for c, r in zip(checks, results) if r]
+    return [f"{r} (in {', '.join(sorted(checks[c]))})"
+            for c, r in zip(checks, results, strict=True) if r]
 
 
 def test_commands_are_found():
@@ -160,9 +163,10 @@ def test_commands_are_found():
 
 
 def test_readme_starts_with_smoke_and_test():
-    """The README's first code block is the two commands a fresh clone runs (CI runs `make test`)."""
+    """The README's first code block is the two commands a fresh clone runs (CI: `make test`)."""
     first = FENCE.search((ROOT / "README.md").read_text(encoding="utf-8")).group(1)
-    assert [line.split()[:2] for line in first.splitlines()] == [["make", "smoke"], ["make", "test"]]
+    lines = [line.split()[:2] for line in first.splitlines()]
+    assert lines == [["make", "smoke"], ["make", "test"]]
     assert (ROOT / "README.md").stat().st_size < 8192
 
 
@@ -171,7 +175,7 @@ def exists(check: tuple) -> str | None:
     kind, what = check
     if kind == "module":
         try:
-            found = importlib.util.find_spec(what)
+            found = importlib.util.find_spec(what.split()[0])
         except ModuleNotFoundError:
             found = None
         return None if found else f"python -m {what}: no such module"
@@ -215,6 +219,7 @@ def test_a_wrong_command_fails(tmp_path):
     assert all(exists(c) for c in found if c[0] != "snakemake")
     assert run_check(("snakemake", found_snakemake(found))) is not None
     assert run_check(("module", "drama.trian")) is not None
+    assert run_check(("module", "analysis powr")) is not None  # a misspelt subcommand
     assert exists(("module", "drama.describe")) is None and exists(("make", "smoke")) is None
 
 
