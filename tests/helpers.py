@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -73,6 +72,36 @@ def colour_env(seed, evaluation=False):
     return ColourMatchEnv(seed)
 
 
+class SignalAtStep(ColourMatchEnv):
+    """ColourMatch that sends its own process the signal ``signum`` during its ``at``-th step:
+    a real SIGKILL or SIGINT at a known training step (a process started or resumed at step s
+    gets it at step s + at)."""
+
+    def __init__(self, seed: int, signum: int, at: int):
+        super().__init__(seed)
+        self.signum, self.at = signum, at
+
+    def step(self, action):
+        if self.total + 1 == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().step(action)
+
+
+def env_from_environment(environ=os.environ):
+    """The runner's env factory: ColourMatch, or with DRAMA_TEST_SIGNAL="KILL:30" (any signal
+    name without SIG) a training env that signals its process at its 30th step."""
+    spec = environ.get("DRAMA_TEST_SIGNAL")
+    if not spec:
+        return colour_env
+    name, at = spec.split(":")
+    signum = getattr(signal, f"SIG{name}")
+
+    def env_fn(seed, evaluation=False):
+        return ColourMatchEnv(seed) if evaluation else SignalAtStep(seed, signum, int(at))
+
+    return env_fn
+
+
 # Small and fast: 60-step warm-up, then updates every step; checkpoints every 40 steps.
 FAST = ["replay.warmup=60", "train.eval_every=80", "train.eval_episodes=2",
         "train.final_eval_episodes=3", "train.eval_batch=3", "train.checkpoint_every=40",
@@ -92,13 +121,14 @@ def cli_args(out, steps):
     return args
 
 
-# The trainer's CLI on ColourMatch, as a script (a subprocess can be killed or interrupted).
+# The trainer's CLI on ColourMatch, as a script (a subprocess can be killed or interrupted;
+# DRAMA_TEST_SIGNAL: see env_from_environment).
 RUNNER = """
 import sys
 sys.path.insert(0, {tests!r})
-from helpers import colour_env
+from helpers import env_from_environment
 from drama.train import main
-sys.exit(main(sys.argv[1:], env_fn=colour_env))
+sys.exit(main(sys.argv[1:], env_fn=env_from_environment()))
 """
 
 
@@ -186,26 +216,3 @@ def start_logged(cmd: list[str], log: Path, env: dict | None = None) -> subproce
 def wait_ok(proc: subprocess.Popen, log: Path, timeout: float) -> None:
     """Wait for a process started by ``start_logged``; it must exit 0 (else: its log's tail)."""
     assert proc.wait(timeout=timeout) == 0, f"{log}:\n{Path(log).read_text()[-3000:]}"
-
-
-def wait_for_logged_step(proc: subprocess.Popen, run_dir: Path, step: int,
-                         timeout: float) -> None:
-    """Wait until ``run_dir``'s metrics.jsonl has logged ``step`` (``proc`` still running)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        path = Path(run_dir) / "metrics.jsonl"
-        rows = read_metrics(path) if path.exists() else []
-        if rows and rows[-1]["step"] >= step:
-            return
-        assert proc.poll() is None, "run finished before it could be stopped"
-        time.sleep(0.05)
-    raise AssertionError(f"{run_dir} did not log step {step} within {timeout} s")
-
-
-def kill_after_logged_step(proc: subprocess.Popen, run_dir: Path, step: int,
-                           timeout: float) -> None:
-    """SIGKILL ``proc`` once its metrics.jsonl has logged ``step`` (it must still be running)."""
-    wait_for_logged_step(proc, run_dir, step, timeout)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 from helpers import (PY, ROOT, ColourMatchEnv, assert_same_run, assert_same_series, cli_args,
-                     colour_env, fast_cfg, kill_after_logged_step, runner_env, start_logged,
-                     tag_storages_as_cuda, wait_for_logged_step, wait_ok, write_runner)
+                     colour_env, fast_cfg, runner_env, start_logged,
+                     tag_storages_as_cuda, wait_ok, write_runner)
 
 from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from drama.run_io import read_metrics
@@ -54,24 +54,32 @@ def test_outputs_and_same_seed_identical(tmp_path):
     assert not torch.equal(*acts)
 
 
+TORCH_LOG_LINE = re.compile(r"^[DIWEF]\d{4} \d\d:\d\d:\d\d")  # torch's own log lines
+
+
 @pytest.mark.slow
 def test_stopped_three_ways_and_resumed_equals_the_uninterrupted_run(tmp_path, colour_runner):
     """The trainer's exact-resume test. One 200-step run is stopped three ways, each time rerun
     with the same command, and ends equal to the same run uninterrupted (eval.parquet,
     metrics.jsonl but the speed, every world-model and actor-critic tensor):
 
-    1. SIGKILL between two checkpoints (an OOM killer, a lost node): the rerun resumes from the
-       last checkpoint, metrics.jsonl is cut back to it, and TensorBoard hides what the killed
-       process logged after it (purge_step): the events read back equal metrics.jsonl;
+    1. SIGKILL at step 110, between the checkpoints at 80 and 120 (an OOM killer, a lost node):
+       the rerun resumes from step 80, metrics.jsonl is cut back to it, and TensorBoard hides
+       what the killed process logged after it (purge_step): the events read back equal
+       metrics.jsonl;
     2. that checkpoint rewritten as a GPU run writes it (every storage tagged 'cuda:0'): the
        rerun loads it through the CPU and picks the CPU backend;
-    3. Ctrl-C (SIGINT) mid-episode, in general between two log rows: exit 130, one line naming
-       the step, a checkpoint at that step; the loop state is saved whole (the metric sums since
-       the last row, the episode in progress, the evaluation at step 80), or the resumed run's
-       rows and evaluations would differ.
+    3. Ctrl-C (SIGINT) at the resumed process's 65th env step: step 115 (the resume first
+       replays the 30 steps of the episode in progress), mid-episode, between two log rows
+       (every 20 steps) and two checkpoints: exit 130, one line naming the step, a checkpoint
+       at that step. The loop state must be saved whole (the metric sums since the row at 100,
+       the episode in progress, the evaluation at step 80), or the resumed run's rows and
+       evaluations differ.
 
-    All with train.compile=on (compiled updates resume exactly; each process compiles, the later
-    ones mostly from inductor's on-disk cache) and the TensorBoard sink on."""
+    The signals are real, sent by the training env to its own process at a known step
+    (helpers.SignalAtStep). All with train.compile=on (compiled updates resume exactly; each
+    process compiles, the later ones mostly from inductor's on-disk cache) and the TensorBoard
+    sink on."""
     runner, env = colour_runner
     steps, extra = 200, ["--set", "train.compile=on", "--tensorboard"]
     # the uninterrupted run alongside the one to be stopped (one thread each, two cores)
@@ -81,12 +89,16 @@ def test_stopped_three_ways_and_resumed_equals_the_uninterrupted_run(tmp_path, c
     cmd = [*runner, *cli_args(out, steps), *extra]
     ckpt = out / CHECKPOINT_NAME
 
-    # 1. SIGKILL after the row at step 100: between the checkpoints at 80 and 120
-    kill_after_logged_step(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL), out, 100, 3000)
+    def run(signal_spec=None):
+        sig_env = {**env, "DRAMA_TEST_SIGNAL": signal_spec} if signal_spec else env
+        return subprocess.run(cmd, env=sig_env, capture_output=True, text=True, timeout=3000)
+
+    # 1. SIGKILL at step 110
+    res = run("KILL:110")
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
     assert not (out / "eval.parquet").exists()
-    killed_at = load_checkpoint(ckpt)["step"]
-    assert killed_at in (80, 120)
+    assert load_checkpoint(ckpt)["step"] == 80
+    assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 100  # logged past the checkpoint
 
     # 2. the checkpoint as a GPU run writes it
     tag_storages_as_cuda(ckpt)
@@ -94,28 +106,22 @@ def test_stopped_three_ways_and_resumed_equals_the_uninterrupted_run(tmp_path, c
     with pytest.raises(RuntimeError, match="CUDA"):  # it really is a CUDA checkpoint
         torch.load(__import__("io").BytesIO(payload), weights_only=False)
 
-    # 3. resumed, then Ctrl-C after the row at step 140
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        wait_for_logged_step(proc, out, 140, 3000)
-    except AssertionError:
-        stdout, stderr = proc.communicate(timeout=60)
-        raise AssertionError(stderr[-3000:]) from None
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 130, stderr[-3000:]
-    assert f"resumed from {ckpt} at env step {killed_at}" in stdout
-    assert "sequence model mamba2 on cpu: backend torch (device 'cpu' is not CUDA" in stdout
-    m = re.fullmatch(r"interrupted at step (\d+); rerun the same command to resume",
-                     stderr.strip())
-    assert m, stderr[-3000:]
+    # 3. resumed at 80, Ctrl-C at the 65th env step (30 of them replay the episode so far)
+    res = run("INT:65")
+    assert res.returncode == 130, res.stderr[-3000:]
+    assert f"resumed from {ckpt} at env step 80" in res.stdout
+    assert "sequence model mamba2 on cpu: backend torch (device 'cpu' is not CUDA" in res.stdout
+    ours = [ln for ln in res.stderr.strip().splitlines() if not TORCH_LOG_LINE.match(ln)]
+    assert len(ours) == 1, res.stderr[-3000:]
+    m = re.fullmatch(r"interrupted at step (\d+); rerun the same command to resume", ours[0])
+    assert m, res.stderr[-3000:]
     step = int(m.group(1))
-    assert 140 <= step < steps and load_checkpoint(ckpt)["step"] == step
+    assert 100 < step < 120 and load_checkpoint(ckpt)["step"] == step
+    assert load_checkpoint(ckpt)["loop"]["acc"], "the sums since the row at 100"
     assert not (out / "eval.parquet").exists()
 
     # the last rerun finishes the run
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000)
+    res = run()
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"resumed from {ckpt} at env step {step}" in res.stdout
     wait_ok(full, tmp_path / "full.log", 3000)
