@@ -37,7 +37,7 @@ chromium:
 		echo "warning: could not install chromium; tests/test_report.py will say why it skips"
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check drama analysis tests workflow benchmarks
+	$(VENV)/bin/ruff check drama analysis tests workflow benchmarks tools
 	$(VENV)/bin/snakefmt --check Snakefile workflow/
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m snakemake --lint
 
@@ -47,7 +47,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/replay_sampling.py
 	$(PY) benchmarks/sequence_speed.py
 	$(PY) benchmarks/world_model_update.py
-	$(PY) benchmarks/conv_layout.py
+	$(PY) tools/investigations/conv_layout.py
 	$(PY) benchmarks/analysis_speed.py
 
 # Delete every workflow output under results/ (training runs included!) except its README.

@@ -72,7 +72,7 @@ def run_counts(mat: Matrix) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- metrics on batches
-def _metrics_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+def metrics_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """All four metrics for a batch of resampled matrices x (B, runs, games) -> (B, 4).
 
     Reorders x within each replicate (in-place partition for the IQM): pass a scratch copy.
@@ -100,7 +100,7 @@ def point_estimates(mat: Matrix) -> np.ndarray:
     if (k == mat.shape[0]).all():
         return np.array([rlm.aggregate_mean(mat), rlm.aggregate_median(mat),
                          rlm.aggregate_iqm(mat), rlm.aggregate_optimality_gap(mat)])
-    return _metrics_batch(mat[None].copy(), k)[0]
+    return metrics_batch(mat[None].copy(), k)[0]
 
 
 def _poi_batch(x: np.ndarray, kx: np.ndarray, y: np.ndarray, ky: np.ndarray) -> np.ndarray:
@@ -159,7 +159,7 @@ def bootstrap_metrics(mat: Matrix, reps: int = DEFAULT_REPS,
     """
     rs = rng if isinstance(rng, np.random.RandomState) else np.random.RandomState(rng)
     k = run_counts(mat)
-    vals = np.concatenate([_metrics_batch(x, k) for (x,) in _resampled([mat], reps, rs, mat.size)])
+    vals = np.concatenate([metrics_batch(x, k) for (x,) in _resampled([mat], reps, rs, mat.size)])
     return point_estimates(mat), _percentile_ci(vals)
 
 
@@ -280,8 +280,8 @@ def metric_difference(x: Matrix, y: Matrix, reps: int = DEFAULT_REPS, seed: int 
                       ) -> dict[str, list[float]]:
     """[point, low, high] of metric(X) - metric(Y) for the four metrics, X and Y resampled
     independently (two seeds derived from ``seed``)."""
-    vx = bootstrap_statistic(x, _metrics_batch, reps, method_seed(seed, "x"))
-    vy = bootstrap_statistic(y, _metrics_batch, reps, method_seed(seed, "y"))
+    vx = bootstrap_statistic(x, metrics_batch, reps, method_seed(seed, "x"))
+    vy = bootstrap_statistic(y, metrics_batch, reps, method_seed(seed, "y"))
     pts = point_estimates(x) - point_estimates(y)
     cis = _percentile_ci(vx - vy)
     return {name: [float(pts[i]), float(cis[0, i]), float(cis[1, i])]

@@ -29,7 +29,7 @@ from analysis.aggregates import (  # noqa: E402
     DEFAULT_POI_REPS,
     DEFAULT_PROFILE_REPS,
     METRICS,
-    _metrics_batch,
+    metrics_batch,
     bootstrap_statistic,
     matrices,
     method_seed,
@@ -261,7 +261,7 @@ def sample_efficiency(curves: pd.DataFrame, methods: Sequence[str] | None = None
         p, c = np.empty(len(steps)), np.empty((2, len(steps)))
         for i, s in enumerate(steps):
             mat = score_matrix(sub[sub["env_step"] == s], m)  # (runs, games)
-            vals = bootstrap_statistic(mat, _metrics_batch, reps, method_seed(seed, f"{m}@{s}"))
+            vals = bootstrap_statistic(mat, metrics_batch, reps, method_seed(seed, f"{m}@{s}"))
             p[i] = point_estimates(mat)[METRICS.index("iqm")]
             c[:, i] = np.percentile(vals[:, METRICS.index("iqm")], [2.5, 97.5])
         pts[m], cis[m] = p, c

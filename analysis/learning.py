@@ -25,9 +25,10 @@ import pandas as pd
 
 from analysis.figures import method_colors, save_figure
 from analysis.scores import read_parquet
-from analysis.tables import DASH, _md_row, _mkparent, write_html_table
+from analysis.tables import DASH, md_row, mkparent, write_html_table
+from drama.run_io import EVAL_COLUMNS
 
-EPISODE_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
+EPISODE_COLUMNS = EVAL_COLUMNS  # a run's eval.parquet (drama.run_io)
 Z_BAR = 3.0
 PALETTE_SAMPLED = "#009E73"  # Okabe-Ito green (the variant and random take blue and orange)
 
@@ -117,15 +118,15 @@ def write_learning_table(frame: pd.DataFrame, out_md: str | Path, out_csv: str |
             "random: mean ± standard error over the pooled episodes (n); z = gap / SE(gap); "
             f"learned: z >= {Z_BAR:g}. Random: uniform actions under the same protocol and "
             "evaluation (drama.random_policy).")
-    _mkparent(out_md)
-    lines = [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows), "",
+    mkparent(out_md)
+    lines = [md_row(header), md_row(["---"] * len(header)), *(md_row(r) for r in rows), "",
              note, ""]
     Path(out_md).write_text("\n".join(lines))
     flat = frame.drop(columns=["seed_scores"]).copy()
     for s in seeds:
         flat.insert(2 + seeds.index(s), f"seed_{s}",
                     [d.get(s, np.nan) for d in frame["seed_scores"]])
-    _mkparent(out_csv)
+    mkparent(out_csv)
     flat.to_csv(out_csv, index=False)
     if out_html is not None:
         write_html_table(out_html, "Does it learn? Agent vs random policy", header, rows,

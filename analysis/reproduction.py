@@ -479,7 +479,7 @@ def write_reproduction_table(per_game: pd.DataFrame, aggs: pd.DataFrame, method:
     (``verdict_rates``): how often each verdict is right at the grid's runs, shown after the
     verdicts (and as their own HTML/CSV table when the paths are given).
     """
-    from analysis.tables import _md_row, _mkparent, _tex_escape, write_html_table
+    from analysis.tables import md_row, mkparent, tex_escape, write_html_table
 
     header, rows, last_game = reproduction_rows(per_game, aggs)
     counts = verdict_counts(per_game)
@@ -497,40 +497,40 @@ def write_reproduction_table(per_game: pd.DataFrame, aggs: pd.DataFrame, method:
                       f"run(s) against {settings.published_runs} published: simulated on "
                       f"{rates_source} (a perfect reproduction: false below/above, "
                       f"inconclusive, reproduced; a worse one: power to call it below).",
-                      "", _md_row(r_header), _md_row(["---"] + ["---:"] * (len(r_header) - 1)),
-                      *(_md_row(r) for r in r_rows)]
+                      "", md_row(r_header), md_row(["---"] + ["---:"] * (len(r_header) - 1)),
+                      *(md_row(r) for r in r_rows)]
     flat_games = per_game.assign(kind="game", name=per_game["game"], value=per_game["mean"],
                                  games=1)
     cols = ["kind", "name", "games", "runs", "value", "sd", "ci_low", "ci_high", "published",
             "published_runs", "published_spread", "diff", "diff_low", "diff_high", "margin",
             "hns_diff", "hns_diff_low", "hns_diff_high", "hns_margin", "source", "status",
             "verdict"]
-    _mkparent(out_csv)
+    mkparent(out_csv)
     flat_games[cols].to_csv(out_csv, index=False, float_format="%.6g")
     out_aggregates_csv = (Path(out_csv).with_name(Path(out_csv).stem + "_aggregates.csv")
                           if out_aggregates_csv is None else out_aggregates_csv)
     agg_cols = ["kind", "name", "games", "runs", "value", "ci_low", "ci_high", "published",
                 "diff", "diff_low", "diff_high", "margin", "source", "status", "verdict"]
-    _mkparent(out_aggregates_csv)
+    mkparent(out_aggregates_csv)
     aggs.assign(kind="aggregate", name=aggs["metric"])[agg_cols].to_csv(
         out_aggregates_csv, index=False, float_format="%.6g")
-    md = [_md_row(header), _md_row(["---", "---:", "---:", "---:", "---:", "---:", "---", "---",
+    md = [md_row(header), md_row(["---", "---:", "---:", "---:", "---:", "---:", "---", "---",
                                     "---"])]
-    md += [_md_row(r) for r in rows]
-    _mkparent(out_md)
+    md += [md_row(r) for r in rows]
+    mkparent(out_md)
     Path(out_md).write_text("\n".join(md) + f"\n\n{note}\n"
                             + ("\n" + "\n".join(rate_lines) + "\n" if rate_lines else ""))
-    body = [" & ".join(_tex_escape(c) for c in header) + r" \\", r"\midrule"]
+    body = [" & ".join(tex_escape(c) for c in header) + r" \\", r"\midrule"]
     for i, r in enumerate(rows):
-        body.append(" & ".join(_tex_escape(c.replace(">=", r"$\geq$")) for c in r) + r" \\")
+        body.append(" & ".join(tex_escape(c.replace(">=", r"$\geq$")) for c in r) + r" \\")
         if i == last_game:
             body.append(r"\midrule")
     tex = "\n".join([r"\begin{tabular}{lrrrrrlp{5cm}l}", r"\toprule", *body, r"\bottomrule",
                      r"\end{tabular}"])
-    _mkparent(out_tex)
+    mkparent(out_tex)
     Path(out_tex).write_text(f"% {note}\n% needs \\usepackage{{booktabs}}\n{tex}\n")
     if out_rst is not None:
-        _mkparent(out_rst)
+        mkparent(out_rst)
         Path(out_rst).write_text(_rst_summary(per_game, aggs, rates))
     if out_html is not None:
         write_html_table(out_html, f"Reproduction: {method} against the published results",
@@ -541,7 +541,7 @@ def write_reproduction_table(per_game: pd.DataFrame, aggs: pd.DataFrame, method:
                          f"{'/'.join(map(str, runs))} run(s)", *rates_rows(rates),
                          note=rate_lines[0])
     if rates is not None and out_rates_csv is not None:
-        _mkparent(out_rates_csv)
+        mkparent(out_rates_csv)
         rates.to_csv(out_rates_csv, index=False, float_format="%.4f")
     return note
 
@@ -589,13 +589,13 @@ def write_no_rates(out_html: str | Path, out_csv: str | Path, runs: int,
                    settings: Settings = V.DEFAULTS) -> None:
     """The rates outputs of a grid with fewer than ``min_runs`` runs per game: nothing to
     simulate (every verdict is "too few runs"), said in both files."""
-    from analysis.tables import _mkparent, write_html_table
+    from analysis.tables import mkparent, write_html_table
 
     why = (f"{runs} run(s) per game: fewer than {settings.min_runs}, so every verdict is "
            f"'too few runs' and there are no error rates to show.")
     write_html_table(out_html, "How often a verdict is right", ["Simulated", "Note"],
                      [["per game", why]])
-    _mkparent(out_csv)
+    mkparent(out_csv)
     pd.DataFrame(columns=["row", "draws", *V.RATE_COLUMNS]).to_csv(out_csv, index=False)
 
 

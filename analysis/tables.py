@@ -133,16 +133,16 @@ def write_per_game_table(df: pd.DataFrame, variants: Sequence[str], baselines: S
     flat = frame.copy()
     flat.columns = [f"{m}_{s}" for m, s in frame.columns]
     flat = flat.dropna(axis=1, how="all")
-    _mkparent(out_csv)
+    mkparent(out_csv)
     flat.to_csv(out_csv, float_format="%.6g")
 
     header = ["Game", *methods]
-    md = [_md_row(header), _md_row(["---"] + ["---:"] * len(methods))]
-    md += [_md_row(r) for r in _cells(frame, variants, latex=False)]
+    md = [md_row(header), md_row(["---"] + ["---:"] * len(methods))]
+    md += [md_row(r) for r in _cells(frame, variants, latex=False)]
     note = (f"Scores: mean over runs (variants: mean ± std over seeds). Aggregates: "
             f"human-normalised (HNS) point estimates over the {len(frame) - len(AGG_ROWS)} games "
             f"shown; {DASH}: method lacks a game.")
-    _mkparent(out_md)
+    mkparent(out_md)
     Path(out_md).write_text("\n".join(md) + f"\n\n{note}\n")
     if out_html is not None:
         write_html_table(out_html, "Per-game scores", header,
@@ -151,29 +151,29 @@ def write_per_game_table(df: pd.DataFrame, variants: Sequence[str], baselines: S
 
     tex_rows = _cells(frame, variants, latex=True)
     n_games = len(frame) - len(AGG_ROWS)
-    body = [" & ".join(_tex_escape(c) for c in header) + r" \\", r"\midrule"]
+    body = [" & ".join(tex_escape(c) for c in header) + r" \\", r"\midrule"]
     for i, r in enumerate(tex_rows):
         if i == n_games:
             body.append(r"\midrule")
-        body.append(" & ".join(_tex_escape(c) for c in r) + r" \\")
+        body.append(" & ".join(tex_escape(c) for c in r) + r" \\")
     tex = "\n".join([r"\begin{tabular}{l" + "r" * len(methods) + "}", r"\toprule", *body,
                      r"\bottomrule", r"\end{tabular}"])
-    _mkparent(out_tex)
+    mkparent(out_tex)
     Path(out_tex).write_text(f"% {note}\n% needs \\usepackage{{booktabs}}\n{tex}\n")
     return frame
 
 
-def _md_row(cells: Iterable[str]) -> str:
+def md_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _tex_escape(s: str) -> str:
+def tex_escape(s: str) -> str:
     if s.startswith(("\\textbf", "$")) or "$\\pm$" in s:
         return s.replace("#", r"\#").replace("%", r"\%").replace("—", "--")
     return s.replace("_", r"\_").replace("#", r"\#").replace("%", r"\%").replace("—", "--")
 
 
-def _mkparent(path: str | Path) -> None:
+def mkparent(path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -202,13 +202,13 @@ def write_aggregate_table(agg: Mapping[str, Mapping], out_md: str | Path | None 
         write_html_table(out_html, "Aggregate human-normalised scores (95% CIs)",
                          list(frame.columns), [[str(v) for v in r] for r in
                                                frame.itertuples(index=False)], note=note)
-    text = "\n".join([_md_row(frame.columns), _md_row(["---"] * len(frame.columns)),
-                      *(_md_row(str(v) for v in r) for r in frame.itertuples(index=False))])
+    text = "\n".join([md_row(frame.columns), md_row(["---"] * len(frame.columns)),
+                      *(md_row(str(v) for v in r) for r in frame.itertuples(index=False))])
     if out_md is not None:
-        _mkparent(out_md)
+        mkparent(out_md)
         Path(out_md).write_text(text + "\n")
     if out_json is not None:
-        _mkparent(out_json)
+        mkparent(out_json)
         Path(out_json).write_text(json.dumps(agg, indent=2) + "\n")
     return text
 
@@ -256,18 +256,18 @@ def write_cost_table(run_infos: Sequence[Mapping] | pd.DataFrame, out_md: str | 
                      out_csv: str | Path, out_html: str | Path | None = None) -> pd.DataFrame:
     """Write the cost table (Markdown + CSV) from run_info dicts or a DataFrame of them."""
     frame = cost_frame(run_infos)
-    _mkparent(out_csv)
+    mkparent(out_csv)
     frame.to_csv(out_csv, index=False, float_format="%.6g")
     header = ["Variant", "Device", "Runs", "Games", "Env steps", "Wall time / run (h)",
               "GPU-h / run", "GPU-h total"]
-    lines = [_md_row(header), _md_row(["---"] * 4 + ["---:"] * 4)]
+    lines = [md_row(header), md_row(["---"] * 4 + ["---:"] * 4)]
     for r in frame.itertuples(index=False):
         wall = f"{r.wall_h_mean:.2f}" + ("" if pd.isna(r.wall_h_std) else f" ± {r.wall_h_std:.2f}")
-        lines.append(_md_row([r.variant, str(r.device), str(r.runs), str(r.games),
+        lines.append(md_row([r.variant, str(r.device), str(r.runs), str(r.games),
                               str(r.env_steps), wall, f"{r.gpu_h_per_run:.2f}",
                               f"{r.gpu_h_total:.2f}"]))
     note = "GPU-hours: wall time x 1 GPU for runs whose device is not the CPU."
-    _mkparent(out_md)
+    mkparent(out_md)
     Path(out_md).write_text("\n".join(lines) + f"\n\n{note}\n")
     if out_html is not None:
         rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
@@ -329,6 +329,6 @@ def write_html_table(path: str | Path, title: str, header: Sequence[str],
         lines.append(f'<p class="note">{html.escape(note)}</p>')
     lines.append("</body></html>")
     path = Path(path)
-    _mkparent(path)
+    mkparent(path)
     path.write_text("\n".join(lines) + "\n")
     return path

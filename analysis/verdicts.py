@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.aggregates import _metrics_batch, method_seed, run_counts
+from analysis.aggregates import metrics_batch, method_seed, run_counts
 from analysis.scores import ATARI100K_GAMES, HUMAN_SCORES, RANDOM_SCORES, human_normalise
 from analysis.scores import score_matrix
 
@@ -149,7 +149,7 @@ def _superhuman_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
 def agg_values(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """[mean, median, iqm, games >= human] of a batch x (B, runs, games) -> (B, 4)."""
     sh = _superhuman_batch(x, k)
-    return np.column_stack([_metrics_batch(x.copy(), k)[:, :3], sh])
+    return np.column_stack([metrics_batch(x.copy(), k)[:, :3], sh])
 
 
 def _deviations(mat: np.ndarray, draw: int | None, reps: int, rs: np.random.RandomState,

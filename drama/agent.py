@@ -24,7 +24,6 @@ and H rewards/continuations, indexed as the chosen ``return_form`` defines them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,82 +31,7 @@ from torch import Tensor, nn
 
 from drama.distributions import TwoHot, sample_index
 from drama.optim import LaProp, linear_warmup
-from drama.settings import check_settings, official_defaults
-
-
-@dataclass
-@official_defaults("actor_critic")
-class ActorCriticConfig:
-    """Actor-critic hyperparameters; defaults are the official Drama code's."""
-
-    actor_hidden: int
-    """Actor MLP width."""
-    critic_hidden: int
-    """Critic MLP width (wider than the actor, as in the official code)."""
-    layers: int
-    """Hidden layers (Linear + RMSNorm + SiLU) in the actor and in the critic."""
-    value_bins: int
-    """Two-hot bins of the critic output, over symlog space [value_low, value_high]."""
-    value_low: float
-    """Lowest critic bin (symlog space)."""
-    value_high: float
-    """Highest critic bin (symlog space)."""
-    gamma: float
-    """Discount gamma."""
-    lam: float
-    """lambda of the lambda-return."""
-    entropy_coef: float
-    """Entropy bonus coefficient eta."""
-    return_norm_decay: float
-    """EMA decay of the return percentiles (S)."""
-    return_norm_low: float
-    """Lower return percentile."""
-    return_norm_high: float
-    """Upper return percentile."""
-    slow_critic_decay: float
-    """EMA decay of the slow critic, updated after every actor-critic update."""
-    slow_reg_coef: float
-    """Weight of the two-hot loss towards the slow critic's lambda-return."""
-    unimix: float
-    """Uniform mix of the policy (official Agent.Unimix_ratio = 0)."""
-    input_norm_clip: float
-    """Clip of the actor's running mean/std input normalisation."""
-    lr: float
-    """LaProp learning rate."""
-    eps: float
-    """LaProp epsilon."""
-    betas: tuple[float, float]
-    """LaProp betas (official LaProp defaults; the agent does not override them)."""
-    weight_decay: float
-    """LaProp weight decay (none for the agent in the official code)."""
-    grad_clip: float
-    """Global gradient-norm clip."""
-    warmup_updates: int
-    """Linear learning-rate warm-up length (updates)."""
-    imag_batch: int
-    """Imagination start states per update (drawn by the replay's imagination sampler)."""
-    imag_context: int
-    """Real frames fed to the sequence model before imagining."""
-    imag_horizon: int
-    """Imagined steps H."""
-    acting: str
-    """How the agent acts. ``context`` (official ``train.py`` + ``calc_last_dist_feat``): the
-    last ``acting_context`` (frame, action) pairs of the episode run through the sequence
-    model from a fresh state; the agent acts on (prior sample of the last output d, d), i.e.
-    on its prediction of the current frame; the first action of an episode is random.
-    ``recurrent`` (our correction): carried state, posterior of the current frame."""
-    acting_context: int
-    """Frames kept for ``acting=context`` (RealityContextLength)."""
-    imag_start: str
-    """Imagination start. ``prior`` (official ``imagine_data2``): all C context frames and their
-    C real actions are observed, s_0 = (prior sample of d_{C-1}, d_{C-1}). ``posterior`` (our
-    correction): the first C-1 are observed, s_0 = (posterior z_{C-1}, d_{C-2})."""
-    return_form: str
-    """Reward/termination alignment and lambda-return: ``official`` or ``dreamerv3`` (see the
-    module docstring)."""
-
-    def __post_init__(self) -> None:
-        check_settings(self, "actor_critic")
+from drama.model_config import ActorCriticConfig
 
 
 def _layer(in_dim: int, out_dim: int, std: float) -> nn.Linear:
@@ -271,8 +195,7 @@ class ActorCritic(nn.Module):
 
         self.input_norm.update(feat)
         logp_all = self.policy_logits(feat[:, :-1])  # (B, H, A)
-        logp = logp_all.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)  # (B, H)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)  # (B, H)
+        logp, entropy = self.policy_terms(logp_all, action)  # (B, H) each
 
         raw_value = self.critic(feat)  # (B, H+1, bins)
         value = self.twohot.mean(raw_value)  # (B, H+1)
@@ -284,7 +207,7 @@ class ActorCritic(nn.Module):
             scale = self.return_norm.update(ret)
             adv = (ret - value[:, :-1].detach()) / scale  # (B, H)
 
-        policy_loss = -(logp * adv).mean()
+        policy_loss = self.policy_loss(logp, adv)
         value_loss = self.twohot.loss(raw_value[:, :-1], ret).mean()
         slow_loss = self.twohot.loss(raw_value[:, :-1], slow_ret).mean()
         ent = entropy.mean()
@@ -297,6 +220,20 @@ class ActorCritic(nn.Module):
             "imag_cont_mean": cont.mean(), "advantage_abs": adv.abs().mean(),
         }
         return total, metrics
+
+    @staticmethod
+    def policy_terms(logp_all: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """log pi(a_t | s_t) of the actions taken and the policy entropy, (B, H) each, from the
+        policy's log-probabilities ``logp_all`` (B, H, A) on the states acted on."""
+        logp = logp_all.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)  # (B, H)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)  # (B, H)
+        return logp, entropy
+
+    @staticmethod
+    def policy_loss(logp: Tensor, adv: Tensor) -> Tensor:
+        """The policy-gradient term: -mean(log pi(a_t | s_t) * advantage_t). The loss adds the
+        entropy bonus ``- entropy_coef * mean(entropy)`` to it."""
+        return -(logp * adv).mean()
 
     def update(self, traj: dict[str, Tensor]) -> dict[str, Tensor]:
         """One LaProp step on ``loss(traj)``, then the slow-critic EMA; metrics stay on device."""

@@ -22,11 +22,9 @@ from typing import Any
 
 import yaml
 
-from drama.agent import ActorCriticConfig
-from drama.replay import ReplayConfig
+from drama.model_config import ActorCriticConfig, ReplayConfig, WorldModelConfig
 from drama.settings import PRESETS_PATH, check_settings, official_defaults
 from drama.settings import build_settings as _build
-from drama.world_model import WorldModelConfig
 
 
 
@@ -273,13 +271,13 @@ def resolve_config(game: str, seed: int, variant: str, preset: str = "atari100k"
 
 def check_env(env: dict[str, Any]) -> None:
     """Protocol overrides (``env.*``): known keys (drama.envs), the default's type, ranges."""
-    from drama.envs import _DEFAULT_PROTOCOL, atari_protocol
+    from drama.envs import DEFAULT_PROTOCOL, atari_protocol
 
     bad = []
     for key, value in env.items():
-        if key not in _DEFAULT_PROTOCOL:
+        if key not in DEFAULT_PROTOCOL:
             continue  # atari_protocol names unknown keys with the known ones
-        default = _DEFAULT_PROTOCOL[key]
+        default = DEFAULT_PROTOCOL[key]
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
@@ -357,3 +355,9 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(f"{prefix}{key}: {va!r} != {vb!r}")
     return out
+
+
+def run_config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """:func:`config_diff` of two run config dicts without :data:`OUTPUT_SETTINGS` (what a
+    resumed or reloaded run must agree on)."""
+    return config_diff(comparable(a), comparable(b))

@@ -13,9 +13,8 @@ import argparse
 import json
 import sys
 
-from drama.agent import ActorCritic
 from drama.config import RunConfig, resolve_config
-from drama.world_model import WorldModel
+from drama.run import build_agent
 
 
 def num_actions_for(game: str, env_overrides: dict | None = None) -> int:
@@ -30,9 +29,8 @@ def num_actions_for(game: str, env_overrides: dict | None = None) -> int:
 
 def describe(cfg: RunConfig, num_actions: int) -> dict:
     """Parameter counts and the sequence backend of the agent ``cfg`` describes."""
-    wm = WorldModel(cfg.world_model, num_actions)
+    wm, ac = build_agent(cfg, num_actions)
     w = cfg.world_model
-    ac = ActorCritic(cfg.actor_critic, w.stoch * w.classes + w.d_model, num_actions)
     params = dict(wm.parameter_counts())
     params.update(ac.parameter_counts())
     params["agent_total"] = params["world_model"] + params["actor"] + params["critic"]

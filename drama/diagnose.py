@@ -2,8 +2,8 @@
 
 ``python -m drama.diagnose RUN_DIR [--episodes K] [--max-steps N] [--device cpu] [--json OUT]``
 
-Loads ``RUN_DIR/config.yaml`` and ``RUN_DIR/checkpoint.pt`` (networks built exactly as
-drama/train.py's Trainer builds them) and reports, as a table and optionally as JSON:
+Loads ``RUN_DIR/config.yaml`` and ``RUN_DIR/checkpoint.pt`` (drama.run.load_run: networks
+built exactly as the trainer builds them) and reports, as a table and optionally as JSON:
 
 1. ``world_model``: the reward and termination heads on replayed windows (uniformly drawn
    windows of ``train.wm_seq_len`` steps, one parallel ``wm.observe`` pass each). The heads on
@@ -15,7 +15,7 @@ drama/train.py's Trainer builds them) and reports, as a table and optionally as 
    policy entropy against its maximum log|A|, the mean largest action probability, greedy and
    sampled action histograms, and the gradient norms that the policy-gradient term and the
    entropy bonus put on the actor's parameters (which of the two drives the policy).
-3. ``real``: the same policy in the run's real environment (``drama.train.atari_env_fn``),
+3. ``real``: the same policy in the run's real environment (``drama.run.atari_env_fn``),
    acting by the run's rule (``drama.evaluate.make_actor``) with sampled actions (training)
    and separately greedy ones (evaluation), ``--episodes`` each, capped at ``--max-steps``:
    real reward per step, the critic's V(s) on the features the actor acted from (only actors
@@ -41,105 +41,24 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from drama.agent import ActorCritic, lambda_return
-from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from drama.config import RunConfig, comparable, config_diff, config_from_dict
+from drama.agent import lambda_return
 from drama.evaluate import derive_seed, make_actor
 from drama.imagination import imagine
 from drama.replay import ReplayBuffer
-from drama.world_model import WorldModel
+from drama.diagnose_text import format_report
+from drama.run import LoadedRun, RunDirError, SeedStream, is_terminal, load_run
 
-_DIAGNOSE = 7  # derive_seed purpose (drama/train.py uses 1..5)
+_DIAGNOSE = SeedStream.DIAGNOSE
 REWARD_EPS = 1e-6  # |r| above this counts as a rewarded step (real rewards are exact)
 PRED_REWARD_THRESHOLD = 0.5  # a predicted/imagined |r^| above this counts as "predicts a reward"
 
 
-class DiagnoseError(RuntimeError):
-    """The run directory cannot be diagnosed (missing or corrupt file, mismatching config)."""
+DiagnoseError = RunDirError
+"""The run directory cannot be diagnosed (missing or corrupt file, mismatching config)."""
 
 
 # ------------------------------------------------------------------------------------ loading
-@dataclasses.dataclass
-class LoadedRun:
-    cfg: RunConfig
-    ck: dict[str, Any]
-    wm: WorldModel
-    ac: ActorCritic
-    replay: ReplayBuffer
-    env_fn: Callable[..., Any]
-    num_actions: int
-    action_names: list[str] | None
-    device: torch.device
-
-
-def load_run(run_dir: str | Path, device: str = "cpu",
-             env_fn: Callable[..., Any] | None = None, need_replay: bool = True) -> LoadedRun:
-    """Config, checkpoint, networks and replay of ``run_dir`` (checkpoint read on the CPU).
-    ``need_replay=False``: a finished run's checkpoint without its replay is fine (the replay
-    is then empty)."""
-    from drama.train import atari_env_fn, resolve_device
-
-    run_dir = Path(run_dir)
-    cfg_path, ck_path = run_dir / "config.yaml", run_dir / CHECKPOINT_NAME
-    if not run_dir.is_dir():
-        raise DiagnoseError(f"run directory {run_dir} does not exist")
-    if not cfg_path.is_file():
-        raise DiagnoseError(f"{cfg_path} is missing: not a run directory of drama.train")
-    if not ck_path.is_file():
-        raise DiagnoseError(f"{ck_path} is missing: the run has not written a checkpoint yet "
-                            f"(drama.train writes one every train.checkpoint_every steps)")
-    try:
-        with open(cfg_path) as f:
-            saved = yaml.safe_load(f)
-        cfg = config_from_dict(saved)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
-        raise DiagnoseError(f"{cfg_path} is not a valid run config: {e}") from e
-    try:
-        ck = load_checkpoint(ck_path, map_location="cpu")
-    except CheckpointError as e:
-        raise DiagnoseError(str(e)) from e
-    missing = [k for k in ("config", "wm", "ac") if k not in ck]
-    if missing:
-        raise DiagnoseError(f"checkpoint {ck_path} lacks {missing}: not a drama.train checkpoint")
-    if need_replay and "replay" not in ck:
-        raise DiagnoseError(
-            f"checkpoint {ck_path} holds no replay: the run finished and dropped it "
-            f"(train.keep_replay=false); the diagnosis needs the replay, so train with "
-            f"--set train.keep_replay=true, or diagnose a checkpoint of a run still training")
-    diff = config_diff(comparable(ck["config"]), comparable(saved))
-    if diff:
-        raise DiagnoseError(f"{ck_path} and {cfg_path} disagree: {'; '.join(diff)}")
-    if cfg.train.torch_threads > 0:
-        torch.set_num_threads(cfg.train.torch_threads)
-    dev = resolve_device(device)
-    env_fn = env_fn if env_fn is not None else atari_env_fn(cfg)
-    env = env_fn(derive_seed(cfg.seed, _DIAGNOSE), evaluation=False)
-    num_actions = int(env.action_space.n)
-    names = None
-    unwrapped = getattr(getattr(env, "_env", env), "unwrapped", None)
-    if unwrapped is not None and hasattr(unwrapped, "get_action_meanings"):
-        names = [str(n) for n in unwrapped.get_action_meanings()]
-    env.close()
-    wcfg = cfg.world_model
-    wm = WorldModel(wcfg, num_actions, device=dev).to(dev)  # as the Trainer builds it
-    ac = ActorCritic(cfg.actor_critic, wcfg.stoch * wcfg.classes + wcfg.d_model,
-                     num_actions).to(dev)
-    replay = ReplayBuffer(cfg.replay, device=dev, seed=0)
-    try:
-        wm.load_state_dict(ck["wm"])
-        ac.load_state_dict(ck["ac"])
-        if "replay" in ck:
-            replay.load_state_dict(ck["replay"])
-    except (RuntimeError, ValueError, KeyError) as e:
-        raise DiagnoseError(f"checkpoint {ck_path} does not fit the networks of {cfg_path} "
-                            f"({num_actions} actions): {e}") from e
-    wm.eval()
-    ac.eval()
-    return LoadedRun(cfg, ck, wm, ac, replay, env_fn, num_actions, names, dev)
-
-
 def _replay_view(replay: ReplayBuffer, seed: int, sampling: str | None = None) -> ReplayBuffer:
     """A replay sharing ``replay``'s frames but with its own counters, generator and sampler."""
     view = copy.copy(replay)
@@ -295,10 +214,9 @@ def imagination_report(run: LoadedRun, starts: int, seed: int) -> dict:
     params = [p for p in ac.actor.parameters()]
     logp_all = ac.policy_logits(feat[:, :-1])  # (B, H, A)
     probs = logp_all.exp()
-    entropy = -(probs * logp_all).sum(-1)  # (B, H)
-    logp = logp_all.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-    pg_loss = -(logp * adv).mean()
-    ent_loss = -cfg.entropy_coef * entropy.mean()
+    logp, entropy = ac.policy_terms(logp_all, action)  # (B, H) each, as in ActorCritic.loss
+    pg_loss = ac.policy_loss(logp, adv)
+    ent_loss = -cfg.entropy_coef * entropy.mean()  # the loss's entropy bonus
     g_pg = torch.autograd.grad(pg_loss, params, retain_graph=True)
     g_ent = torch.autograd.grad(ent_loss, params)
     norm = lambda gs: float(torch.sqrt(sum(g.float().square().sum() for g in gs)))  # noqa: E731
@@ -359,7 +277,7 @@ def real_report(run: LoadedRun, episodes: int, max_steps: int, greedy: bool,
                 vals.append(float("nan"))
             obs, r, terminated, truncated, info = env.step(a)
             rew.append(float(r))
-            term.append(bool(terminated) or bool(info.get("life_loss", False)))
+            term.append(is_terminal(terminated, info))
             acts.append(a)
             done = bool(terminated) or bool(truncated)
         eps.append({"return": float(np.sum(rew)), "length": len(rew), "capped": not done})
@@ -417,91 +335,6 @@ def diagnose(run_dir: str | Path, episodes: int = 3, max_steps: int = 2000,
     out["real"] = {"sampled": real_report(run, episodes, max_steps, False, seed),
                    "greedy": real_report(run, episodes, max_steps, True, seed)}
     return out
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _hist_str(h: list[int], names: list[str] | None) -> str:
-    total = sum(h) or 1
-    order = sorted(range(len(h)), key=lambda i: -h[i])
-    parts = [f"{names[i] if names else i}:{100 * h[i] / total:.0f}%" for i in order if h[i]]
-    return " ".join(parts[:8]) + (" ..." if len(parts) > 8 else "")
-
-
-def format_report(r: dict[str, Any]) -> str:
-    wm, im, rs, rg = r["world_model"], r["imagination"], r["real"]["sampled"], r["real"]["greedy"]
-    names = r["action_names"]
-    lines = [f"{r['game']} {r['variant']} ({r['preset']}) seed {r['run_seed']}: env step "
-             f"{r['env_step']}, {r['updates']['actor_critic']} actor-critic updates, "
-             f"{r['num_actions']} actions; {r['settings']}"]
-
-    def section(title, rows):
-        lines.append("")
-        lines.append(title)
-        width = max(len(k) for k, _ in rows)
-        lines.extend(f"  {k:<{width}}  {_fmt(v)}" for k, v in rows)
-
-    section(f"1. world model on {wm['windows']} replayed windows x {wm['window_len']} steps "
-            f"(replay {wm['replay_size']})", [
-                ("real reward / step", wm["real_reward_mean"]),
-                ("predicted reward / step", wm["pred_reward_mean"]),
-                ("corr(predicted, real reward)", wm["reward_corr"]),
-                ("rewarded steps (frac)", f"{wm['rewarded_steps']} ({_fmt(wm['rewarded_frac'])})"),
-                ("predicted |r|>0.5 (frac)", wm["pred_rewarded_frac"]),
-                ("|error| on rewarded steps", wm["abs_err_rewarded"]),
-                ("|error| on unrewarded steps", wm["abs_err_unrewarded"]),
-                ("sign hit on rewarded steps", wm["sign_hit_rewarded"]),
-                ("|predicted| on rewarded steps", wm["pred_abs_rewarded"]),
-                ("|predicted| on unrewarded steps", wm["pred_abs_unrewarded"]),
-                ("terminal steps", wm["terminal_steps"]),
-                ("termination accuracy", wm["term_accuracy"]),
-                ("termination recall", wm["term_recall"]),
-                ("termination precision", wm["term_precision"])])
-    section(f"2. imagination: {im['starts']} starts x {im['horizon']} steps "
-            f"({im['imag_start']} start, {im['return_form']} return)", [
-                ("imagined reward / step", im["reward_mean"]),
-                ("imagined |r|>0.5 (frac)", im["pred_rewarded_frac"]),
-                ("continuation mean", im["cont_mean"]),
-                ("lambda-return G mean", im["return_mean"]),
-                ("critic V mean (s_0..s_H)", im["value_mean"]),
-                ("return scale S (EMA, max 1)", im["return_scale"]),
-                ("batch Per95-Per5 of G", im["return_range_batch"]),
-                ("|G - V| / max(1, S)", im["advantage_abs"]),
-                ("entropy (nats) / max log|A|", f"{_fmt(im['entropy'])} / "
-                                               f"{_fmt(im['entropy_max'])}"),
-                ("entropy coef x entropy", im["entropy_coef"] * (im["entropy"] or 0.0)),
-                ("mean max action prob", im["max_prob_mean"]),
-                ("|grad| policy term", im["grad_norm_policy"]),
-                ("|grad| entropy term", im["grad_norm_entropy"]),
-                ("greedy actions", _hist_str(im["greedy_hist"], names)),
-                ("sampled actions", _hist_str(im["sampled_hist"], names))])
-    for title, rr in (("3a. real game, sampled actions (training)", rs),
-                      ("3b. real game, greedy actions (evaluation)", rg)):
-        section(f"{title}: {len(rr['episodes'])} episodes, {rr['steps']} steps "
-                f"(cap {rr['max_steps']})", [
-                    ("episode returns", ", ".join(
-                        f"{e['return']:g}{'*' if e['capped'] else ''}" for e in rr["episodes"])
-                     + "  (* capped)"),
-                    ("real reward / step", rr["reward_mean"]),
-                    ("imagined reward / step", im["reward_mean"]),
-                    ("rewarded steps (frac)", rr["rewarded_frac"]),
-                    ("critic V(s) mean", rr["value_mean"]),
-                    ("discounted real return mean", rr["disc_return_mean"]),
-                    ("critic fixed point on real rewards", rr["matched_return_mean"]),
-                    ("corr(V, discounted return)", rr["value_return_corr"]),
-                    ("|V - fixed point|", rr["value_abs_err"]),
-                    ("entropy (nats)", rr["entropy"]),
-                    ("mean max action prob", rr["max_prob_mean"]),
-                    ("actions taken", _hist_str(rr["action_hist"], names))])
-    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ ATARI100K_GAMES: tuple[str, ...] = (
     "RoadRunner", "Seaquest", "UpNDown",
 )  # fmt: skip
 
-_DEFAULT_PROTOCOL: dict[str, Any] = {
+DEFAULT_PROTOCOL: dict[str, Any] = {
     "action_repeat": 4,  # agent step = 4 ALE frames
     "max_pool_frames": 2,  # max over the last 2 frames of the repeat
     "size": 64,  # square observation side, RGB
@@ -52,7 +52,7 @@ _DEFAULT_PROTOCOL: dict[str, Any] = {
     "reward_clip": False,  # rewards unclipped; the model symlogs them
 }
 
-PROTOCOL_KEYS = tuple(_DEFAULT_PROTOCOL)
+PROTOCOL_KEYS = tuple(DEFAULT_PROTOCOL)
 
 
 def _check_game(game: str) -> None:
@@ -64,12 +64,12 @@ def _check_game(game: str) -> None:
 
 def atari_protocol(**overrides: Any) -> dict[str, Any]:
     """The Atari100k protocol with ``overrides`` applied; an unknown key is a ValueError."""
-    unknown = sorted(set(overrides) - set(_DEFAULT_PROTOCOL))
+    unknown = sorted(set(overrides) - set(DEFAULT_PROTOCOL))
     if unknown:
         raise ValueError(
             f"unknown protocol key(s) {unknown}: valid keys are {', '.join(PROTOCOL_KEYS)}"
         )
-    protocol = dict(_DEFAULT_PROTOCOL)
+    protocol = dict(DEFAULT_PROTOCOL)
     protocol.update(overrides)
     if protocol["action_repeat"] < 1 or protocol["max_pool_frames"] not in (1, 2):
         raise ValueError(f"bad action_repeat/max_pool_frames in protocol {protocol}")

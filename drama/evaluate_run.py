@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drama.diagnose import DiagnoseError, load_run
-from drama.evaluate import derive_seed, evaluate
+from drama.evaluate import evaluate
+from drama.run import (RunDirError, episode_frame, episode_row, eval_env_seed,
+                       eval_episode_seeds, eval_torch_seed, load_run)
 from drama.run_io import atomic_write_parquet
-from drama.train import _EVAL_TORCH, episode_frame, eval_env_seed, eval_episode_seeds
 
 POLICIES = ("greedy", "sampled")
 
@@ -52,10 +52,10 @@ def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
         check_video_path(video)  # before the episodes are played
     try:
         run = load_run(run_dir, device, need_replay=False)
-    except DiagnoseError as e:
+    except RunDirError as e:
         raise ValueError(str(e)) from None
     c = run.cfg
-    step = int((run.ck.get("loop") or run.ck)["step"])
+    step = run.step
     batch = min(c.train.eval_batch, episodes)
     envs = [run.env_fn(eval_env_seed(c.seed, i), evaluation=True) for i in range(batch)]
     if video is not None:
@@ -66,8 +66,7 @@ def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
     greedy = policy == "greedy"
     # greedy: the trainer's own seeds, so it replays the run's final evaluation exactly (same
     # weights, episode seeds, batch and latent draws); sampled: its own latent/action stream
-    torch_seed = (derive_seed(c.seed, _EVAL_TORCH, step) if greedy
-                  else derive_seed(c.seed, _EVAL_TORCH, step, 1))
+    torch_seed = eval_torch_seed(c.seed, step) if greedy else eval_torch_seed(c.seed, step, 1)
     res = evaluate(run.wm, run.ac, envs, seeds, greedy=greedy, torch_seed=torch_seed,
                    device=run.device, carry_context=c.train.eval_context == "carry")
     for env in envs:
@@ -79,9 +78,8 @@ def evaluate_run(run_dir: str | Path, episodes: int, policy: str = "sampled",
         for env in envs:
             recorded.update(env.episodes)
         write_video(video, [recorded[s] for s in seeds])
-    frame = episode_frame([{"game": c.game, "variant": c.variant, "seed": c.seed,
-                            "env_step": step, "episode": i, "return": r, "length": n,
-                            "final": True} for i, (r, n) in enumerate(res)])
+    frame = episode_frame([episode_row(c, step, i, r, n, final=True)
+                           for i, (r, n) in enumerate(res)])
     frame["policy"] = policy
     return frame
 

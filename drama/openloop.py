@@ -42,9 +42,10 @@ import torch
 
 from drama.evaluate import derive_seed, make_actor
 from drama.replay import valid_starts
+from drama.run import SeedStream, is_terminal
 from drama.run_io import atomic_write_bytes
 
-_OPENLOOP = 8  # derive_seed purpose (drama/train.py uses 1..5 and this one, diagnose 7)
+_OPENLOOP = SeedStream.OPENLOOP
 CONTEXT_RGB, IMAGINED_RGB = (40, 170, 60), (200, 50, 50)
 GIF_MS = 250  # per GIF frame
 
@@ -139,9 +140,24 @@ def openloop_from_replay(wm, replay, context: int, horizon: int, seed: int) -> O
                      context, derive_seed(seed, _OPENLOOP, 1))
 
 
+def openloop_at_step(wm, replay, cfg, step: int, out: Path):
+    """The trainer's ``train.openloop``: the open loop on a replay window (seed stream
+    OPENLOOP of the run seed and ``step``) written under ``out/openloop/step<step>``; returns
+    the strip, or None (with a line saying so) while the replay is shorter than one window."""
+    context, horizon = cfg.actor_critic.imag_context, cfg.actor_critic.imag_horizon
+    if len(replay) < context + horizon:
+        print(f"open loop at step {step} skipped: the replay holds {len(replay)} "
+              f"transitions, fewer than {context + horizon}", flush=True)
+        return None
+    result = openloop_from_replay(wm, replay, context, horizon,
+                                  seed=derive_seed(cfg.seed, SeedStream.OPENLOOP, step))
+    return write_openloop(result, out / "openloop" / f"step{step:07d}",
+                          title=f"{cfg.game} {cfg.variant} seed {cfg.seed}, step {step}")
+
+
 def openloop_from_env(run, context: int, horizon: int, seed: int, skip: int) -> OpenLoop:
     """Open loop on frames of a fresh episode of the run's environment, played by the run's
-    acting rule with sampled actions (``run``: drama.diagnose.LoadedRun)."""
+    acting rule with sampled actions (``run``: drama.run.LoadedRun)."""
     T = context + horizon
     cfg = run.cfg
     env = run.env_fn(derive_seed(cfg.seed, _OPENLOOP, seed), evaluation=True)
@@ -157,7 +173,7 @@ def openloop_from_env(run, context: int, horizon: int, seed: int, skip: int) -> 
             frames.append(obs)
             acts.append(a)
             rews.append(float(r))
-            terms.append(bool(term) or bool(info.get("life_loss", False)))
+            terms.append(is_terminal(term, info))
             obs = nxt
             if term or trunc:
                 break
@@ -277,7 +293,7 @@ def openloop_run(run_dir: str | Path, context: int | None = None, horizon: int |
                  source: str = "auto", skip: int = 100, seed: int = 0,
                  device: str = "cpu") -> tuple[OpenLoop, str]:
     """Open loop of ``run_dir``'s checkpoint; returns it and where its frames came from."""
-    from drama.diagnose import DiagnoseError, load_run
+    from drama.run import RunDirError, load_run
 
     if source not in ("auto", "replay", "env"):
         raise ValueError(f"--source must be auto, replay or env, got {source!r}")
@@ -285,7 +301,7 @@ def openloop_run(run_dir: str | Path, context: int | None = None, horizon: int |
         raise ValueError(f"--skip must be >= 0, got {skip}")
     try:
         run = load_run(run_dir, device, need_replay=source == "replay")
-    except DiagnoseError as e:
+    except RunDirError as e:
         raise ValueError(str(e)) from None
     ac = run.cfg.actor_critic
     context = ac.imag_context if context is None else int(context)

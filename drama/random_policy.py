@@ -9,7 +9,7 @@ actions, full action sets, 30 no-op starts, 27k-step caps, ...); ours is the one
 trained and evaluated under (drama.envs), so the random baseline is measured here the way the
 trainer evaluates: the same evaluation environment (``make_env(..., evaluation=True)`` with the
 preset's/overrides' ``env`` protocol), episode seeds drawn as ``drama.train`` draws its
-evaluation seeds (``derive_seed(seed, eval, step=0, episode)``), one uniformly random action
+evaluation seeds (``drama.run.eval_episode_seeds(seed, 0, episodes)``), one uniformly random action
 per agent step from the game's action set. Writes one row per episode with the columns of a
 run's eval.parquet (variant ``random``, env_step 0, final true), atomically.
 Exit codes: 0 done, 2 a user error (unknown game or setting; nothing written).
@@ -27,10 +27,9 @@ import pandas as pd
 
 from drama.config import resolve_config
 from drama.evaluate import derive_seed
+from drama.run import (SeedStream, atari_env_fn, episode_frame, episode_row, eval_env_seed,
+                       eval_episode_seeds)
 from drama.run_io import atomic_write_parquet
-from drama.train import atari_env_fn, episode_frame, eval_env_seed, eval_episode_seeds
-
-_RANDOM_ACTIONS = 6  # derive_seed stream of the action draws (train.py uses 1-5)
 
 
 def random_episodes(game: str, episodes: int, seed: int = 0, preset: str = "atari100k",
@@ -40,7 +39,7 @@ def random_episodes(game: str, episodes: int, seed: int = 0, preset: str = "atar
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     cfg = resolve_config(game, seed, "drama", preset, list(sets), device="cpu")
     env = atari_env_fn(cfg)(eval_env_seed(seed, 0), evaluation=True)
-    rng = np.random.default_rng(derive_seed(seed, _RANDOM_ACTIONS))
+    rng = np.random.default_rng(derive_seed(seed, SeedStream.RANDOM_ACTIONS))
     n_actions = int(env.action_space.n)
     rows = []
     for i, episode_seed in enumerate(eval_episode_seeds(seed, 0, episodes)):
@@ -51,8 +50,7 @@ def random_episodes(game: str, episodes: int, seed: int = 0, preset: str = "atar
             ret += float(r)
             length += 1
             done = term or trunc
-        rows.append({"game": game, "variant": "random", "seed": seed, "env_step": 0,
-                     "episode": i, "return": ret, "length": length, "final": True})
+        rows.append(episode_row(cfg, 0, i, ret, length, final=True, variant="random"))
     env.close()
     return episode_frame(rows)
 

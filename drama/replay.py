@@ -46,50 +46,13 @@ buffer indexes physical slots and would splice old and new data after wrapping.)
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from drama.settings import build_settings, check_settings, official_defaults
-
-
-@dataclass
-@official_defaults("replay", derived=("img_count_scale",))
-class ReplayConfig:
-    """Replay and DFS settings; defaults are the paper's / official code's."""
-
-    capacity: int
-    """Transitions held (BufferMaxLength); older ones are overwritten."""
-    sampling: str
-    """'dfs' (Dynamic Frequency-based Sampling) or 'uniform' (the paper's ablation)."""
-    wm_tau: float
-    """tau: temperature of the world-model start distribution exp(-c_i / tau)."""
-    img_tau: float
-    """tau_img: temperature of the imagination start softmax(s_i / tau_img)."""
-    alpha: float
-    """alpha: weight of the scaled imagination count I~_i in s_i."""
-    beta: float
-    """beta: weight of the penalty max(0, c_i - I~_i) in s_i."""
-    img_count_scale: float | None
-    """I~_i = I_i / img_count_scale. Derived, not a setting: drama.config.resolve_config sets it
-    to actor_critic.imag_batch / train.wm_batch (the official code's ImagineBatchSize /
-    BatchSize = 64); None until then (a DFS buffer needs it)."""
-    warmup: int
-    """Random-policy steps before training starts (``ready`` is len > warmup)."""
-    cross_episodes: bool
-    """True (official): any start <= N - L; False: sampled windows never span an env reset
-    (see the module docstring)."""
-
-    def __post_init__(self) -> None:
-        check_settings(self, "replay")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ReplayConfig:
-        """Build from a mapping; an unknown key is a ValueError naming it."""
-        return build_settings(cls, d, "replay")
+from drama.model_config import ReplayConfig
 
 
 def valid_starts(is_first: Tensor, length: int, cross_episodes: bool) -> Tensor:

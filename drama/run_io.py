@@ -23,6 +23,12 @@ from typing import Any
 
 import yaml
 
+EVAL_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
+"""Columns of a run's eval.parquet, one row per evaluation episode (drama.run.episode_row);
+also of drama.random_policy's and drama.evaluate_run's tables (the latter adds ``policy``)."""
+EVAL_DTYPES = {"seed": "int64", "env_step": "int64", "episode": "int64", "return": "float64",
+               "length": "int64", "final": "bool"}
+
 _PACKAGES = ("torch", "numpy", "gymnasium", "ale-py", "opencv-python-headless", "pandas",
              "pyarrow", "pyyaml", "mamba-ssm", "causal-conv1d", "drama-repro")
 

@@ -155,7 +155,9 @@ CROSS: dict[str, list[tuple[str, Any]]] = {
 
 def _sequence_problems(c: Any) -> list[str]:
     """world_model.sequence_kind / sequence_backend / sequence_options against drama.sequence."""
-    from drama.sequence import BACKENDS, OPTIONS, SEQUENCE_KINDS
+    from drama.model_config import SEQUENCE_BACKENDS as BACKENDS
+    from drama.model_config import SEQUENCE_KINDS
+    from drama.model_config import SEQUENCE_OPTIONS as OPTIONS
 
     if c.sequence_kind not in SEQUENCE_KINDS:
         return [f"world_model.sequence_kind={c.sequence_kind!r} must be one of "

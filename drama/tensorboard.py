@@ -72,6 +72,16 @@ class TensorBoardSink:
         self.writer.close()
 
 
+def open_run_sink(out: str | Path, step: int, config: dict[str, Any]) -> TensorBoardSink:
+    """The trainer's sink (train.tensorboard), the run's config as its first text. purge_step:
+    TensorBoard hides what an earlier process logged after the step resumed from."""
+    import yaml
+
+    sink = TensorBoardSink(out, purge_step=step + 1)
+    sink.text("config", "```\n" + yaml.safe_dump(config, sort_keys=False) + "```", step)
+    return sink
+
+
 def read_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar series in ``log_dir`` as {tag: [(step, value), ...]} with TensorBoard's own
     reader (EventAccumulator, orphaned data purged as TensorBoard shows it)."""

@@ -67,7 +67,7 @@ def raw_frame(env) -> np.ndarray:
 
 class FrameRecorder:
     """An evaluation env that keeps each episode's raw frames and running score (by the reset
-    seed, which names the episode: drama.train.eval_episode_seeds)."""
+    seed, which names the episode: drama.run.eval_episode_seeds)."""
 
     def __init__(self, env):
         self.env = env

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,74 +36,9 @@ from drama.distributions import TwoHot, categorical_kl, straight_through_categor
 from drama.networks import Decoder, Encoder, InputStem, MLPHead
 from drama.optim import LaProp, linear_warmup
 from drama.sequence import make_sequence_model
-from drama.settings import build_settings, check_settings, official_defaults
+from drama.model_config import WorldModelConfig
 
 OBS_SHAPE = (64, 64, 3)
-
-
-@dataclass
-@official_defaults("world_model")
-class WorldModelConfig:
-    """World-model architecture, loss and optimiser; defaults are the official code's."""
-
-    sequence_kind: str
-    """Sequence model: mamba2 (Drama), mamba1, transformer or gru (drama.sequence)."""
-    sequence_backend: str
-    """drama.sequence backend: auto, torch or mamba_ssm (fused CUDA kernels)."""
-    sequence_options: dict[str, Any]
-    """Extra options for make_sequence_model (e.g. d_state, dropout); empty = paper defaults."""
-    d_model: int
-    """Width of the sequence model and of d_t (HiddenStateDim)."""
-    n_layers: int
-    """Sequence-model layers."""
-    stoch: int
-    """Number of categorical latents (CategoricalDim)."""
-    classes: int
-    """Classes per categorical (ClassDim)."""
-    unimix: float
-    """Uniform mix of posterior and prior probabilities."""
-    encoder_depth: int
-    """Base channel count of encoder and decoder (Depth)."""
-    encoder_mults: tuple[int, ...]
-    """Channel multipliers per conv (Mults); the first conv has stride 1, the rest stride 2."""
-    kernel: int
-    """Conv / transposed-conv kernel size."""
-    head_hidden: int
-    """Hidden units of the reward and termination heads."""
-    reward_bins: int
-    """Two-hot bins of the reward head."""
-    reward_low: float
-    """Lowest bin (symlog space)."""
-    reward_high: float
-    """Highest bin (symlog space)."""
-    free_bits: float
-    """KL free bits (nats): each KL term is max(free_bits, KL)."""
-    kl_dyn: float
-    """Weight of the dynamics KL (gradient into the prior)."""
-    kl_rep: float
-    """Weight of the representation KL (gradient into the posterior)."""
-    lr: float
-    """LaProp learning rate."""
-    betas: tuple[float, float]
-    """LaProp (beta1, beta2); the official code uses the class defaults (0.9, 0.999)."""
-    eps: float
-    """LaProp epsilon."""
-    weight_decay: float
-    """LaProp decoupled weight decay (p -= wd * p per update, official code)."""
-    grad_clip: float
-    """Global gradient-norm clip (Max_grad_norm)."""
-    warmup_updates: int
-    """Linear learning-rate warm-up length in updates."""
-    amp: bool
-    """bf16 autocast when the model is on CUDA (Use_amp); CPU always runs fp32."""
-
-    def __post_init__(self) -> None:
-        check_settings(self, "world_model")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WorldModelConfig:
-        """Build from a mapping; an unknown key is a ValueError naming it."""
-        return build_settings(cls, d, "world_model")
 
 
 class WorldModel(nn.Module):

@@ -21,24 +21,19 @@ import torch
 
 from drama.envs import make_env
 from drama.replay import ReplayBuffer, ReplayConfig
+from drama.run import random_transitions
 from drama.world_model import WorldModel, WorldModelConfig
 
 
 def random_frames(game: str, seed: int, steps: int, rb: ReplayBuffer | None = None) -> np.ndarray:
     """Run a uniform random policy; store transitions in ``rb`` if given; return the frames."""
     env = make_env(game, seed=seed)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    first, frames = True, []
-    for _ in range(steps):
-        a = int(rng.integers(env.action_space.n))
-        nxt, r, term, trunc, info = env.step(a)
+    frames = []
+    for obs, a, r, terminal, first in random_transitions(env, steps, seed,
+                                                         np.random.default_rng(seed)):
         frames.append(obs)
         if rb is not None:
-            rb.add(obs, a, r, term or info["life_loss"], first)
-        obs, first = nxt, False
-        if term or trunc:
-            (obs, _), first = env.reset(), True
+            rb.add(obs, a, r, terminal, first)
     env.close()
     return np.stack(frames)  # (steps, 64, 64, 3) uint8
 

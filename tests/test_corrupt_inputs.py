@@ -13,7 +13,7 @@ import pytest
 
 from analysis.cli import main as analysis_main
 from analysis.collect import check_runs, collect_runs
-from drama.train import EVAL_COLUMNS
+from drama.run_io import EVAL_COLUMNS
 from workflow_copy import copy_workflow, workflow_env
 
 

@@ -16,7 +16,7 @@ from analysis.learning import (
 )
 from drama.random_policy import main as random_main
 from drama.random_policy import random_episodes
-from drama.train import EVAL_COLUMNS
+from drama.run_io import EVAL_COLUMNS
 
 
 def episodes(game, variant, seed, step, returns, final):

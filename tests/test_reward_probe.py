@@ -1,4 +1,4 @@
-"""benchmarks/reward_probe.py: the reward-target shift and one tiny run on real Boxing."""
+"""tools/investigations/reward_probe.py: the reward-target shift and a tiny run on Boxing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ROOT / "benchmarks" / "reward_probe.py"
+PROBE = ROOT / "tools" / "investigations" / "reward_probe.py"
 
 
 def _load():

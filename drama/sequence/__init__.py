@@ -9,7 +9,7 @@
 
 Defaults are the paper's configuration (official code, ICLR release); the caller passes d_model
 (512) and n_layers (2). The world model's input stem (Linear + RMSNorm + SiLU) is not in here.
-See each kind's OPTIONS below for what can be changed.
+See each kind's options (drama.model_config.SEQUENCE_OPTIONS) for what can be changed.
 """
 
 from __future__ import annotations
@@ -21,33 +21,12 @@ import torch.nn as nn
 
 from drama.sequence.blocks import ResidualStack
 from drama.sequence.gru import GRUMixer
+from drama.model_config import SEQUENCE_KINDS
+from drama.model_config import SEQUENCE_OPTIONS as OPTIONS
 from drama.sequence.kernels import BACKENDS, BackendChoice, choose_backend, load_mamba_ssm
 from drama.sequence.mamba1 import Mamba1Mixer
 from drama.sequence.mamba2 import Mamba2Mixer
 from drama.sequence.transformer import TransformerSequenceModel
-
-SEQUENCE_KINDS = ("mamba2", "mamba1", "transformer", "gru")
-
-_STACK = {"dropout": 0.1, "norm_eps": 1e-5}  # residual dropout (ICLR release), RMSNorm eps
-OPTIONS: dict[str, dict] = {
-    "mamba2": {
-        **_STACK, "d_state": 16, "d_conv": 4, "expand": 2, "headdim": 64, "ngroups": 1,
-        "chunk_size": 256, "A_init_range": (1.0, 16.0), "dt_min": 0.001, "dt_max": 0.1,
-        "dt_init_floor": 1e-4, "device": None,
-    },
-    "mamba1": {
-        **_STACK, "d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto", "dt_min": 0.001,
-        "dt_max": 0.1, "dt_init_floor": 1e-4, "dt_scale": 1.0,
-        "scan": "chunked",  # torch backend: "chunked" (default) or "sequential" (reference)
-        "scan_chunk": None,  # chunked scan's chunk length; None: ceil(sqrt(L))
-        "device": None,
-    },
-    # d_ff 1024 = 2 x 512 as the official code's feed-forward (hidden_dim = feat_dim * 2)
-    "transformer": {"n_heads": 8, "d_ff": None, "dropout": 0.1, "max_len": 128, "device": None},
-    "gru": {**_STACK, "device": None},
-}
-"""Options per kind with their defaults. `device` (optional) builds the parameters there and,
-with backend="auto", lets a CPU device choose the torch backend on a CUDA machine."""
 
 __all__ = ["BACKENDS", "OPTIONS", "SEQUENCE_KINDS", "BackendChoice", "choose_backend",
            "load_mamba_ssm", "make_sequence_model"]

@@ -32,7 +32,8 @@ from collections.abc import Callable
 
 import torch
 
-BACKENDS = ("auto", "torch", "mamba_ssm")
+from drama.model_config import SEQUENCE_BACKENDS as BACKENDS
+
 MAMBA_SSM_VERSION = "2.3.2.post1"  # the release this code was written and measured against
 
 

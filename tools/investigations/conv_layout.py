@@ -1,8 +1,9 @@
 """Forward+backward time of the world model's conv encoder and decoder on the CPU, NCHW against
 channels-last (NHWC), at one thread: why both run channels-last on the CPU (drama/networks.py).
 
-    python benchmarks/conv_layout.py [--batch 512] [--depth 4] [--latent 256] [--repeats 3]
-    python benchmarks/conv_layout.py --batch 64 --per-layer      # where the time goes
+    python tools/investigations/conv_layout.py [--batch 512] [--depth 4] [--latent 256] \
+        [--repeats 3]
+    python tools/investigations/conv_layout.py --batch 64 --per-layer      # where the time goes
 
 Prints one JSON line: ms per forward+backward of each module in each layout and the speed-ups.
 ``--per-layer`` also prints one line per layer (conv, BatchNorm, SiLU) of the encoder and the

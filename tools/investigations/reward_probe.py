@@ -1,6 +1,6 @@
 """How many world-model updates does the reward head need? An offline probe, no acting.
 
-    python benchmarks/reward_probe.py --game Krull --preset cpu [--set KEY=VALUE ...]
+    python tools/investigations/reward_probe.py --game Krull --preset cpu [--set KEY=VALUE ...]
         [--steps 5000] [--updates 1000] [--every 100] [--heldout 2000] [--seed 0]
         [--target after] [--score-on train]
 
@@ -52,35 +52,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from drama.config import resolve_config
-from drama.diagnose import REWARD_EPS, _corr, _mean
+from drama.diagnose import REWARD_EPS
 from drama.distributions import TwoHot
 from drama.evaluate import derive_seed
 from drama.networks import Encoder, MLPHead
 from drama.optim import LaProp, linear_warmup
 from drama.replay import ReplayBuffer
-from drama.train import atari_env_fn
+from drama.run import atari_env_fn, random_transitions
 from drama.world_model import WorldModel
+
+
+def _mean(x) -> float | None:
+    x = np.asarray(x, dtype=np.float64)
+    return float(x.mean()) if x.size and np.isfinite(x.mean()) else None
+
+
+def _corr(a, b) -> float | None:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.size < 2 or a.std() == 0 or b.std() == 0:
+        return None
+    c = float(np.corrcoef(a, b)[0, 1])
+    return c if np.isfinite(c) else None
 
 
 def collect(env, steps: int, seed: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """``steps`` uniformly random transitions of ``env`` from a reset with ``seed``."""
-    n = int(env.action_space.n)
-    obs, _ = env.reset(seed=seed)
-    out = {k: [] for k in ("obs", "action", "reward", "termination", "is_first")}
-    first = True
-    for _ in range(steps):
-        a = int(rng.integers(n))
-        nxt, r, term, trunc, info = env.step(a)
-        out["obs"].append(obs)
-        out["action"].append(a)
-        out["reward"].append(float(r))
-        out["termination"].append(bool(term) or bool(info.get("life_loss", False)))
-        out["is_first"].append(first)
-        obs, first = nxt, False
-        if term or trunc:
-            obs, _ = env.reset()
-            first = True
-    return {k: np.asarray(v) for k, v in out.items()}
+    keys = ("obs", "action", "reward", "termination", "is_first")
+    columns = zip(*random_transitions(env, steps, seed, rng), strict=True)
+    return {k: np.asarray(v) for k, v in zip(keys, columns, strict=True)}
 
 
 def previous_rewards(reward: np.ndarray, is_first: np.ndarray) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Disk use of one run directory per preset: ``python scripts/disk_use.py [--skip-run]``.
+"""Disk use of one run directory per preset.
+
+    python tools/investigations/disk_use.py [--skip-run]
 
 debug (measured): trains the smoke grid's run (Pong, debug preset, the smoke overrides, 160
 steps) twice into a temporary directory, once as shipped (the finished run drops the replay from
@@ -19,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-from drama.agent import ActorCritic
 from drama.config import resolve_config
 from drama.replay import ReplayBuffer
-from drama.world_model import WorldModel
+from drama.run import build_agent
 
 SMOKE = ["--game", "Pong", "--seed", "0", "--variant", "drama", "--preset", "debug",
          "--device", "cpu", "--steps", "160", "--set", "replay.warmup=100",
@@ -41,9 +42,7 @@ def sizes(run: Path) -> dict[str, int]:
 def computed(preset: str, transitions: int | None = None) -> tuple[int, int, int]:
     """(replay bytes, model+optimiser bytes, transitions) of ``preset`` (Pong: 6 actions)."""
     cfg = resolve_config("Pong", 0, "drama", preset, device="cpu")
-    w = cfg.world_model
-    wm = WorldModel(w, 6)
-    ac = ActorCritic(cfg.actor_critic, w.stoch * w.classes + w.d_model, 6)
+    wm, ac = build_agent(cfg, 6)
     buf = io.BytesIO()
     torch.save({"wm": wm.state_dict(), "ac": ac.state_dict()}, buf)
     models = 3 * buf.getbuffer().nbytes  # weights + LaProp's two moments per parameter

@@ -1,0 +1,117 @@
+"""The code's structure: what imports what, and facts that live in one place."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("drama", "analysis", "benchmarks", "tools")
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(p for f in folders for p in (ROOT / f).rglob("*.py"))
+
+
+def _imports(path: Path) -> list[tuple[str, str, int]]:
+    """(module, name, line) of each ``from module import name`` in ``path``, at any depth."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out += [(node.module, a.name, node.lineno) for a in node.names]
+    return out
+
+
+def private_imports(paths: list[Path]) -> list[str]:
+    """``from <our module> import _name`` across modules (dunder names are fine)."""
+    bad = []
+    for path in paths:
+        for module, name, line in _imports(path):
+            if module.split(".")[0] in PACKAGES and name.startswith("_") \
+                    and not name.startswith("__"):
+                bad.append(f"{path}:{line}: from {module} import {name}")
+    return bad
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports(_sources(*PACKAGES)) == []
+
+
+def test_the_private_import_check_finds_one(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from drama.config import _flat\nfrom drama.config import __doc__\n"
+                     "def f():\n    from analysis.tables import _x, y\n")
+    assert len(private_imports([probe])) == 2
+
+
+def test_tools_do_not_import_the_trainer():
+    """The run contract (drama.run) is what the tools share with the trainer."""
+    tools = ["diagnose", "evaluate_run", "random_policy", "openloop", "describe", "run"]
+    bad = [f"drama/{t}.py: {m}" for t in tools for m, _, _ in _imports(ROOT / "drama" / f"{t}.py")
+           if m == "drama.train"]
+    assert bad == []
+
+
+def test_resolving_a_config_does_not_import_torch():
+    """The workflow resolves trainer configs at parse time (workflow/rules/common.smk)."""
+    code = ("import sys, drama.config\n"
+            "drama.config.resolve_config('Pong', 0, 'drama', 'debug')\n"
+            "drama.config.settings_key('debug', ['train.steps=10'])\n"
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_drama_files_stay_readable():
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+             for p in _sources("drama")}
+    assert {p: n for p, n in sizes.items() if n > 450} == {}
+
+
+def test_the_variant_list_has_one_home():
+    """drama/presets.yaml lists the variants; the workflow schema's enum (a file format of its
+    own) and the trainer's --help say the same."""
+    from drama.config import load_presets
+    from drama.train import build_parser
+
+    variants = list(load_presets()["variants"])
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["variants"]["items"]["enum"] == variants
+    action = next(a for a in build_parser()._actions if a.dest == "variant")
+    assert all(v in action.help for v in variants)
+
+
+def test_eval_columns_have_one_home():
+    from analysis.learning import EPISODE_COLUMNS
+    from drama.run_io import EVAL_COLUMNS
+
+    assert EPISODE_COLUMNS is EVAL_COLUMNS
+
+
+def test_bootstrap_reps_agree():
+    """analysis.aggregates' defaults, the workflow schema's and config/config.yaml's."""
+    from analysis.aggregates import DEFAULT_POI_REPS, DEFAULT_REPS
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    expected = {"reps": DEFAULT_REPS, "poi_reps": DEFAULT_POI_REPS}
+    props = schema["properties"]["bootstrap"]["properties"]
+    assert {k: props[k]["default"] for k in expected} == expected
+    assert {k: schema["properties"]["bootstrap"]["default"][k] for k in expected} == expected
+    assert {k: config["bootstrap"][k] for k in expected} == expected
+
+
+def test_the_paper_ablations_are_the_workflows():
+    """analysis.figures.ABLATIONS (the paper's) are figures of the workflow (common.smk, which
+    adds ours); the workflow's list is Python in a Snakemake file, read here as a literal."""
+    from analysis.figures import ABLATIONS
+
+    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    start = text.index("ABLATIONS = [")
+    workflow = ast.literal_eval(text[start + len("ABLATIONS = "):text.index("]", start) + 1])
+    assert {(f"ablation_{n}", *v) for n, v in ABLATIONS.items()} <= set(workflow)
