@@ -1,6 +1,6 @@
 """Does the agent learn? Our runs against a random policy measured under the same protocol
 (``drama.random_policy``): the CPU learning check's table and learning-curve figure
-(config/cpu_learning.yaml, README "Does it learn?").
+(config/cpu_learning.yaml, docs/notes/cpu-learning.md).
 
 Inputs are episode tables with the columns of a run's eval.parquet (game, variant, seed,
 env_step, episode, return, length, final): the agent's runs and the random policy's episodes.

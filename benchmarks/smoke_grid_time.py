@@ -1,4 +1,4 @@
-"""Wall time of the README's smoke grid, from nothing to every table and figure, and the time
+"""Wall time of the smoke grid (make smoke), from nothing to every table and figure, and the time
 the paper grid's DAG (390 training jobs) takes to build.
 
     python benchmarks/smoke_grid_time.py [--cores 2] [--keep DIR]

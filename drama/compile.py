@@ -3,7 +3,7 @@
 Setting (``train.compile``, recorded in run_info.json under ``compile``):
     auto  on for CUDA, off on the CPU (at the debug preset on this project's 2-core CPU machine,
           compiling did not pay for runs of a few thousand updates: benchmarks/train_loop.py
-          ``--set train.compile=on``, numbers in the README speed section)
+          ``--set train.compile=on``, numbers in docs/performance.md)
     on    compile on any device (CPU: inductor C++ kernels, needs a C++ compiler)
     off   the models' own eager ``update`` methods, untouched
 

@@ -35,7 +35,7 @@ class TrainConfig:
 
     steps: int
     """Environment steps (agent steps, 4 frames each). The official code samples 105,000 with
-    training frozen after 100,000; we stop at ``steps`` (README deviations)."""
+    training frozen after 100,000; we stop at ``steps`` (docs/deviations.md)."""
     wm_batch: int
     """World-model batch: sequences per update."""
     wm_seq_len: int
@@ -45,7 +45,7 @@ class TrainConfig:
     replay holds more than ``replay.warmup`` transitions (random actions until then)."""
     eval_every: int
     """Env steps between learning-curve evaluations (0: none). The release evaluates every
-    1,000 steps (``Evaluate.EverySteps``); 10,000 is ours (README deviations)."""
+    1,000 steps (``Evaluate.EverySteps``); 10,000 is ours (docs/deviations.md)."""
     eval_at_start: bool
     """Also evaluate before the first step (the release evaluates at step 0)."""
     eval_episodes: int

@@ -240,7 +240,7 @@ def make_vector_env(
 
     A gymnasium ``SyncVectorEnv`` (next-step autoreset) over the exact same env class, so the
     protocol is identical to training; ale-py's C++ ``AtariVectorEnv`` is faster but cannot
-    honour it (see ``benchmarks/env_throughput.py`` and the README).
+    honour it (see ``benchmarks/env_throughput.py`` and docs/performance.md).
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")

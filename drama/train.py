@@ -10,7 +10,7 @@ The loop (paper / official code, Atari100k):
   Every ``eval_every`` steps: ``eval_episodes`` evaluation episodes (learning curve); at the end
   ``final_eval_episodes`` greedy episodes whose mean return is the run's score.
   The official code samples 105,000 steps and freezes training after 100,000 "to let the last
-  episode finish"; we stop at ``train.steps`` (README deviations).
+  episode finish"; we stop at ``train.steps`` (docs/deviations.md).
 
 Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
 the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end; after the

@@ -92,7 +92,7 @@ def load_mamba_ssm() -> MambaSSMKernels:
         )
         return MambaSSMKernels(reasons={"mamba2": why, "mamba1": why}, installed=installed)
     if not installed:
-        why = ("mamba-ssm is not installed (README, 'GPU install': a pure-Python wheel built "
+        why = ("mamba-ssm is not installed (docs/install.md, GPU: a pure-Python wheel built "
                "with MAMBA_SKIP_CUDA_BUILD=TRUE gives the Mamba-2 Triton kernels)")
         return MambaSSMKernels(reasons={"mamba2": why, "mamba1": why})
     reasons: dict[str, str] = {}
@@ -177,7 +177,7 @@ def choose_backend(kind: str, backend: str,
         why = kernels.reasons[kind]
         if kernels.import_error is not None:
             return BackendChoice("torch", f"auto fell back to the pure-PyTorch backend because "
-                                          f"{why}; fix the install (README, 'GPU install') or "
+                                          f"{why}; fix the install (docs/install.md, GPU) or "
                                           "set the backend to 'torch' explicitly", warn=True)
         return BackendChoice("torch", f"auto: {why}")
     # explicit mamba_ssm
