@@ -26,9 +26,10 @@ import pandas as pd
 from analysis.figures import method_colors, save_figure
 from analysis.scores import read_parquet
 from analysis.tables import DASH, md_row, mkparent, write_html_table
-from drama.run_io import EVAL_COLUMNS
 
-EPISODE_COLUMNS = EVAL_COLUMNS  # a run's eval.parquet (drama.run_io)
+EPISODE_COLUMNS = ["game", "variant", "seed", "env_step", "episode", "return", "length", "final"]
+"""A run's eval.parquet columns (drama.run_io.EVAL_COLUMNS; analysis runs without drama
+installed, workflow/envs/analysis.yaml, so a test checks the two equal)."""
 Z_BAR = 3.0
 PALETTE_SAMPLED = "#009E73"  # Okabe-Ito green (the variant and random take blue and orange)
 
