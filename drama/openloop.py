@@ -160,7 +160,9 @@ def openloop_from_env(run, context: int, horizon: int, seed: int, skip: int) -> 
     acting rule with sampled actions (``run``: drama.run.LoadedRun)."""
     T = context + horizon
     cfg = run.cfg
-    env = run.env_fn(derive_seed(cfg.seed, _OPENLOOP, seed), evaluation=True)
+    # the training protocol: the one the world model learned (the evaluation env may differ,
+    # train.eval_env)
+    env = run.env_fn(derive_seed(cfg.seed, _OPENLOOP, seed), evaluation=False)
     actor = make_actor(run.wm, run.ac, 1, run.device)
     frames, acts, rews, terms = [], [], [], []
     dev = run.device

@@ -134,6 +134,18 @@ def set_derived(module: torch.nn.Module, part: str | None, prefix: str = "") -> 
         t.copy_(derived_tensor(prefix + off, tuple(t.shape)))
 
 
+# Return-scale EMAs (5th / 95th percentile) set on both sides before the single actor-critic
+# update, so that S = max(1, EMA gap) is above 1 and the advantage normalisation is exercised.
+RETURN_EMAS = (-3.0, 3.0)
+
+
+def latent_checksum(z: torch.Tensor, classes: int = 32) -> torch.Tensor:
+    """Per (row, step) of one-hot latents (..., S*K): sum_s (s + 1) * argmax_s, int32."""
+    idx = z.reshape(*z.shape[:-1], -1, classes).argmax(-1)  # (..., S)
+    weights = torch.arange(1, idx.shape[-1] + 1, dtype=torch.int32, device=idx.device)
+    return (idx.int() * weights).sum(-1).int().cpu()
+
+
 def actor_input_stats(dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Running mean / var / count of the actor's input normalisation (both sides)."""
     mean = 0.05 * derived_tensor("agent.input_norm.mean", (dim,))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import os
 import sys
@@ -191,8 +192,14 @@ def wm_update(off: Official, stream, spec) -> dict:
         losses = wm.update(*wm_batch(win), global_step=1, epoch_step=0, logger=None)
     names = ["rec", "rew", "term", "dyn", "kl_dyn", "rep", "kl_rep", "total"]
     return {"losses": dict(zip(names, losses, strict=True)), "outputs": outs,
-            "grad_norms": clips[0],
+            "grad_norms": clips[0], "running_stats": running_stats(wm),
             "param_change": op.param_change(before, params(wm))}
+
+
+def running_stats(module) -> dict[str, torch.Tensor]:
+    """BatchNorm running means/variances (used in eval mode: imagination and acting)."""
+    return {k: op.summary(v) for k, v in module.state_dict().items()
+            if k.endswith(("running_mean", "running_var"))}
 
 
 def wm_trajectory(off: Official, stream, spec) -> dict:
@@ -209,6 +216,7 @@ def wm_trajectory(off: Official, stream, spec) -> dict:
             "grad_total": torch.tensor([c["total"] for c in clips], dtype=torch.float64),
             "grad_groups": torch.tensor([[c["group:" + g] for g in op.WM_GROUPS] for c in clips],
                                         dtype=torch.float64),
+            "running_stats": running_stats(wm),
             "param_change": op.param_change(before, params(wm))}
 
 
@@ -250,6 +258,9 @@ def record_lambda_returns(agents_mod, sink: list):
 
 def ac_update(off: Official, latent, act, rew, term) -> dict:
     ag, log, clips, rets = off.agent, Logger(), [], []
+    if ag.lowerbound_ema.scalar == 0.0 and ag.upperbound_ema.scalar == 0.0:
+        # return-scale EMAs preset (both sides) so that S > 1 and the advantages are divided
+        ag.lowerbound_ema.scalar, ag.upperbound_ema.scalar = op.RETURN_EMAS
     rms = ag.actor[0].ob_rms
     stats = {"mean": rms.mean.clone(), "var": rms.var.clone(), "count": rms.count.clone()}
     before = params(ag)
@@ -403,11 +414,17 @@ def main() -> None:
         print(f"[{time.time() - t0:.0f}s] eval_env: "
               + ", ".join(f"{g} {int(v['is_last'].sum())} episode ends"
                           for g, v in ref["eval_env"].items()))
+    versions = {name: importlib.metadata.version(name) for name in
+                ("torch", "gymnasium", "ale-py", "opencv-python-headless", "numpy", "einops",
+                 "pytorch-warmup")}
+    stamp = {"date": datetime.date.today().isoformat(), "versions": versions,
+             "stand_in_error_float64": err, "seconds": round(time.time() - t0, 1)}
+    parts = dict(ref.get("provenance", {}).get("parts", {}))
+    parts.update({part: stamp for part in args.parts})  # each part: when and with what
     ref["provenance"] = {
         "release": op.RELEASE, "command": "python scripts/official_reference/generate.py "
-        "--release PATH", "torch": str(torch.__version__),
-        "date": datetime.date.today().isoformat(), "stand_in_error_float64": err,
-        "parts": sorted(args.parts), "seconds": round(time.time() - t0, 1),
+        "--release PATH [--parts ...]", "torch": str(torch.__version__),
+        "stand_in_error_float64": err, "parts": parts,
     }
     out.mkdir(parents=True, exist_ok=True)
     torch.save(ref, out / "reference.pt")
@@ -428,6 +445,7 @@ def imagination_part(mods, cfg, stream, ref, t0) -> None:
                "termination": term.bool(), "latent": op.summary(latent[..., :1024]),
                "latent_index_sums": latent[..., :1024].reshape(s["batch"], s["horizon"] + 1, 32,
                                                               32).argmax(-1).sum((0, 2)),
+               "latent_checksum": op.latent_checksum(latent[..., :1024]),
                "feat_h": op.summary(latent[..., 1024:]),
                "input_mean_after": op.summary(rms.mean), "input_var_after": op.summary(rms.var)}
         img["ac_update"] = ac_update(off, latent, act, rew, term)
@@ -439,6 +457,7 @@ def ac_trajectory_part(mods, cfg, stream, ref, t0) -> None:
     s = SPEC["ac_trajectory"]
     off = Official(mods, cfg)
     traj = []
+    before = params(off.agent)
     with off.inject(op.NoiseTape(s["tape"])):
         for k in range(s["updates"]):
             latent, act, rew, term = imagine(off, stream, s["batch"], s["context"], s["horizon"],
@@ -447,7 +466,7 @@ def ac_trajectory_part(mods, cfg, stream, ref, t0) -> None:
             traj.append([u["losses"][k] for k in ("policy_loss", "value_loss", "entropy_loss",
                                                   "S", "total_loss")] + [u["grad_total"]])
     ref["ac_trajectory"] = {"values": torch.tensor(traj, dtype=torch.float64),
-                            "param_change": op.param_change({}, {})}
+                            "param_change": op.param_change(before, params(off.agent))}
     print(f"[{time.time() - t0:.0f}s] ac_trajectory: total loss "
           f"{[round(v[4], 5) for v in traj]}")
 
