@@ -38,13 +38,15 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_procs import alive, nvidia_smi, pinned, threads_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GAMES = ("Boxing", "Krull", "Assault", "Gopher", "CrazyClimber", "KungFuMaster",
@@ -122,7 +124,7 @@ def worker(args) -> int:
                 break
             if time.time() - checked > 1.0:  # the controller gone (killed): end too
                 checked = time.time()
-                if not _alive(args.controller_pid):
+                if not alive(args.controller_pid):
                     break
             if c.get("phase") != phase and args.index in c.get("active", []):
                 phase, stamps, reported = c["phase"], [], False
@@ -146,18 +148,6 @@ def worker(args) -> int:
                 reported = True
             time.sleep(0.02)
     return 0
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return True
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 # -- controller -----------------------------------------------------------------------------
@@ -185,57 +175,6 @@ def _tail(path: Path, n: int = 1500) -> str:
         return path.read_text()[-n:]
     except OSError:
         return ""
-
-
-def parse_compute_apps(text: str) -> dict[int, float]:
-    """``nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits``
-    output -> {pid: MiB}; lines without numbers ("[N/A]", "No running processes found") are
-    left out."""
-    out = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.split(",")]
-        if len(cells) >= 2 and cells[0].isdigit():
-            try:
-                out[int(cells[0])] = float(cells[1])
-            except ValueError:
-                pass
-    return out
-
-
-def _nvidia_smi() -> dict | None:
-    """Per-process GPU memory and the device's used/total memory and utilisation, or None
-    without nvidia-smi."""
-    if shutil.which("nvidia-smi") is None:
-        return None
-    res: dict = {}
-    try:
-        apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
-                               "--format=csv,noheader,nounits"], capture_output=True,
-                              text=True, timeout=10).stdout
-        res["process_mib"] = parse_compute_apps(apps)
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,memory.total,"
-                              "utilization.gpu", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10).stdout.splitlines()
-        if gpu:
-            used, total, util = (float(x) for x in gpu[0].split(",")[:3])
-            res.update(used_mib=used, total_mib=total, utilization_pct=util)
-    except (OSError, ValueError, subprocess.SubprocessError) as e:
-        res["error"] = f"{type(e).__name__}: {e}"
-    return res
-
-
-def pinned(cmd: list[str], runs_per_gpu: int, lock_dir: Path) -> tuple[list[str], str]:
-    """``cmd`` started through ``scripts/gpu_pin.sh`` as the workflow starts a training job,
-    and how it is pinned. gpu_pin.sh needs flock(1); without it the command runs as is (the
-    callers have already narrowed CUDA_VISIBLE_DEVICES to one GPU) and the note says so."""
-    if shutil.which("flock") is None:
-        return cmd, "not through gpu_pin.sh: flock(1) missing; CUDA_VISIBLE_DEVICES narrowed"
-    return (["bash", str(ROOT / "scripts" / "gpu_pin.sh"), str(runs_per_gpu), str(lock_dir),
-             "--", *cmd], f"scripts/gpu_pin.sh {runs_per_gpu} (slots under {lock_dir})")
-
-
-def threads_for(n: int, cores: int, max_threads: int) -> int:
-    return max(1, min(max_threads, cores // n))
 
 
 def recommend(levels: list[dict]) -> dict:
@@ -371,7 +310,7 @@ def measure(args) -> dict:
             _write_ctl(ctl_path, {"phase": phase, "active": active, "threads": threads,
                                   "t0": t0, "t1": t1})
             time.sleep(max(0.0, t0 + args.window / 2 - time.time()))
-            smi = _nvidia_smi()
+            smi = nvidia_smi()
             recs: dict[int, dict] = {}
             while time.time() < deadline and len(recs) < n:
                 for i in active:

@@ -60,7 +60,8 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from analysis.scores import (HUMAN_SCORES, RANDOM_HUMAN_CSV, RANDOM_SCORES,  # noqa: E402
                              canonical_game, published_path)
-from gpu_concurrency import DEFAULT_GAMES, pinned, threads_for  # noqa: E402
+from gpu_concurrency import DEFAULT_GAMES  # noqa: E402
+from gpu_procs import pinned, stop_run, threads_for  # noqa: E402
 
 FRAMES_PER_STEP = 4
 Z_BAR = 3.0  # analysis/learning.py's bar
@@ -169,47 +170,6 @@ def plan(args, warmup: int) -> dict:
 
 
 # -- running --------------------------------------------------------------------------------
-def _group_members(pgid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live (not zombie) processes of process group ``pgid``."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-            state, _ppid, pgrp = text[text.rindex(")") + 2:].split()[:3]
-            if int(pgrp) == pgid and state != "Z":
-                cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                out.append((int(stat.parent.name), cmd))
-        except (OSError, ValueError):
-            continue  # ended meanwhile
-    return out
-
-
-def _stop_run(p: subprocess.Popen, grace: float) -> str:
-    """SIGTERM the run's drama.train process (it checkpoints at the next step boundary and
-    exits 143, through gpu_pin.sh), SIGKILL its process group after ``grace`` seconds (e.g. in
-    the middle of an evaluation); says which."""
-    if p.poll() is not None and not _group_members(p.pid):
-        return "had ended"
-    trainers = [pid for pid, cmd in _group_members(p.pid) if "drama.train" in cmd]
-    try:
-        for pid in trainers or [-p.pid]:  # -pgid: the whole group when no trainer yet
-            os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        p.wait(timeout=grace)
-        if not _group_members(p.pid):
-            return "exited after SIGTERM"
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
-    return f"killed (SIGKILL) {grace:.0f} s after SIGTERM"
-
-
 def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -263,12 +223,12 @@ def run_all(args, pl: dict, deadline: float) -> dict[str, dict]:
     except BaseException:  # SIGTERM (the check's timeout), Ctrl-C: leave nothing running
         for p in [*procs.values(), *randoms.values()]:
             if p.poll() is None:
-                _stop_run(p, grace=3.0)
+                stop_run(p, grace=3.0)
         raise
     for g, p in procs.items():
         if p.poll() is None:
             info[g]["stopped_at_deadline"] = True
-            info[g]["stop"] = _stop_run(p, grace=max(2.0, min(args.stop_grace - 2,
+            info[g]["stop"] = stop_run(p, grace=max(2.0, min(args.stop_grace - 2,
                                                               deadline - time.time())))
         info[g]["exit_code"] = p.returncode
     for g, p in randoms.items():  # whatever finished by now counts

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_concurrency  # noqa: E402
 import gpu_learning  # noqa: E402
+import gpu_procs  # noqa: E402
 
 GAMES = ["Breakout", "Pong"]  # short episodes: the evaluations stay cheap on the CPU
 STEPS = 205  # the debug preset's 200 warm-up steps and 5 training steps
@@ -55,7 +56,7 @@ def test_recommendation_rule():
 
 def test_nvidia_smi_compute_apps_parsing():
     text = "12345, 2210\n678, [N/A]\nNo running processes found\n\n 91011 , 1534.5\n"
-    assert gpu_concurrency.parse_compute_apps(text) == {12345: 2210.0, 91011: 1534.5}
+    assert gpu_procs.parse_compute_apps(text) == {12345: 2210.0, 91011: 1534.5}
 
 
 def test_host_sync_counts_reach_the_summary():
