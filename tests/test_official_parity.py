@@ -47,6 +47,16 @@ MEASURED: dict[str, float] = {}  # largest relative difference per compared quan
 
 
 @pytest.fixture(scope="module", autouse=True)
+def reference_threads():
+    """The recording's CPU thread count (official_parity.THREADS says why), restored after:
+    an earlier test (e.g. a trainer with train.torch_threads=1) may have changed it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(op.THREADS)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", autouse=True)
 def report_measured():
     """With ``-s``, print the measured largest differences (the numbers the docs quote)."""
     yield

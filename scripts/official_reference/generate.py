@@ -372,7 +372,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--release", required=True, help="checkout of the release at 65b2aac")
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "official"))
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=op.THREADS,
+                    help="CPU threads (the tests run with the same: tests/official_parity.py)")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                     help="record only these parts, keeping the others of an existing file")
     args = ap.parse_args()
