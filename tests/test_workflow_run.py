@@ -142,7 +142,9 @@ def test_smoke_grid_end_to_end_with_a_killed_run_resumed(tmp_path):
     for stem in FIGURES:
         assert f"{stem}.png" in html, stem
     assert "stratified-bootstrap" in html  # a caption made it in
-    # 160 steps: the drama variant is below the published Drama means wherever there is one
+    # 160 steps: the drama variant is below the published Drama mean; with 2 seeds the verdict
+    # may not be able to tell (a t-interval on 1 degree of freedom), but never says otherwise
     repro = pd.read_csv(wd / "results/tables/reproduction.csv").set_index("name")
-    assert repro.loc["MsPacman", "verdict"] == "below"
+    assert repro.loc["MsPacman", "verdict"] in ("below", "inconclusive")
+    assert repro.loc["MsPacman", "diff"] < 0 and repro.loc["MsPacman", "diff_low"] < 0
     assert repro.loc["Pong", "verdict"] == "no published value"  # Drama's Pong cell is missing
