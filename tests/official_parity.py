@@ -275,6 +275,26 @@ def grad_norms(named_params, groups: dict[str, tuple[str, ...]] | None = None) -
     return out
 
 
+@contextlib.contextmanager
+def record_clip(named_params, groups, sink: list):
+    """While active, every clip_grad_norm_ call first appends to ``sink`` the per-parameter
+    (and, with ``groups``, per-group) gradient norms of ``named_params`` and then the total."""
+    original = torch.nn.utils.clip_grad_norm_
+
+    def clip(params, max_norm, *a, **kw):
+        norms = grad_norms(named_params, groups)
+        total = original(params, max_norm, *a, **kw)
+        norms["total"] = float(total)
+        sink.append(norms)
+        return total
+
+    torch.nn.utils.clip_grad_norm_ = clip
+    try:
+        yield
+    finally:
+        torch.nn.utils.clip_grad_norm_ = original
+
+
 def param_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> dict:
     """Per parameter: sum(after - before) and sum((after - before) * before), in float64."""
     out = {}

@@ -16,7 +16,6 @@ import os
 
 os.environ.setdefault("TRITON_F32_DEFAULT", "ieee")  # CUDA: fp32 Triton dots in IEEE, not TF32
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -105,24 +104,6 @@ def new_ac(ref, wm: WorldModel) -> ActorCritic:
 
 def named(module, part):
     return [(op.official_name(n, part), p) for n, p in module.named_parameters()]
-
-
-@contextlib.contextmanager
-def record_clip(named_params, groups, sink: list):
-    original = torch.nn.utils.clip_grad_norm_
-
-    def clip(params, max_norm, *a, **kw):
-        norms = op.grad_norms(named_params, groups)
-        total = original(params, max_norm, *a, **kw)
-        norms["total"] = float(total)
-        sink.append(norms)
-        return total
-
-    torch.nn.utils.clip_grad_norm_ = clip
-    try:
-        yield
-    finally:
-        torch.nn.utils.clip_grad_norm_ = original
 
 
 def close(ours, theirs, rel=REL, what=""):
@@ -215,7 +196,7 @@ def test_world_model_update_paper_batch(ref, stream, device):
         handles.append(m.register_forward_hook(hook(key)))
     before = params(wm, "wm")
     with op.inject_ours(op.NoiseTape(s["tape"])), \
-            record_clip(named(wm, "wm"), op.WM_GROUPS, clips):
+            op.record_clip(named(wm, "wm"), op.WM_GROUPS, clips):
         m = wm.update(batch_of(win, device))
     for h in handles:
         h.remove()
@@ -247,7 +228,7 @@ def test_world_model_trajectory(ref, stream, device):
     wm, clips, losses, k = new_wm(ref, device), [], [], SCALE[device]
     before = params(wm, "wm")
     with op.inject_ours(op.NoiseTape(s["tape"])), \
-            record_clip(named(wm, "wm"), op.WM_GROUPS, clips):
+            op.record_clip(named(wm, "wm"), op.WM_GROUPS, clips):
         for update in range(s["updates"]):
             starts = op.window_starts(s["starts_seed"] * 1000 + update, s["batch"], s["length"],
                                       ref["stream"])
@@ -340,7 +321,7 @@ def test_imagination_and_actor_critic_update(ref, stream):
     agent_mod.lambda_return = lambda_return
     before = params(ac, "ac")
     try:
-        with record_clip(named(ac, "ac"), None, clips):
+        with op.record_clip(named(ac, "ac"), None, clips):
             m = ac.update(traj)
     finally:
         agent_mod.lambda_return = original
@@ -370,7 +351,7 @@ def test_actor_critic_trajectory(ref, stream):
     ac = new_ac(ref, wm)
     values, clips = [], []
     before = params(ac, "ac")
-    with op.inject_ours(op.NoiseTape(s["tape"])), record_clip(named(ac, "ac"), None, clips):
+    with op.inject_ours(op.NoiseTape(s["tape"])), op.record_clip(named(ac, "ac"), None, clips):
         for k in range(s["updates"]):
             traj = _imagine(ref, stream, wm, ac, s["batch"], s["context"], s["horizon"],
                             s["starts_seed"] * 1000 + k)

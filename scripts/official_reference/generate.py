@@ -132,25 +132,6 @@ class Official:
 
 
 @contextlib.contextmanager
-def record_clip(named_params, groups, sink: list):
-    """Record per-parameter/group gradient norms and the total when clip_grad_norm_ is called."""
-    original = torch.nn.utils.clip_grad_norm_
-
-    def clip(params, max_norm, *a, **kw):
-        norms = op.grad_norms(named_params, groups)
-        total = original(params, max_norm, *a, **kw)
-        norms["total"] = float(total)
-        sink.append(norms)
-        return total
-
-    torch.nn.utils.clip_grad_norm_ = clip
-    try:
-        yield
-    finally:
-        torch.nn.utils.clip_grad_norm_ = original
-
-
-@contextlib.contextmanager
 def hooks(named_modules: dict[str, torch.nn.Module], sink: dict):
     def hook(key):
         def record(_module, _inputs, out):
@@ -188,7 +169,7 @@ def wm_update(off: Official, stream, spec) -> dict:
                "termination_logit": wm.termination_decoder}
     before = params(wm)
     with off.inject(op.NoiseTape(spec["tape"])), hooks(modules, outs), \
-            record_clip(list(wm.named_parameters()), op.WM_GROUPS, clips):
+            op.record_clip(list(wm.named_parameters()), op.WM_GROUPS, clips):
         losses = wm.update(*wm_batch(win), global_step=1, epoch_step=0, logger=None)
     names = ["rec", "rew", "term", "dyn", "kl_dyn", "rep", "kl_rep", "total"]
     return {"losses": dict(zip(names, losses, strict=True)), "outputs": outs,
@@ -206,7 +187,7 @@ def wm_trajectory(off: Official, stream, spec) -> dict:
     wm, clips, losses = off.wm, [], []
     before = params(wm)
     with off.inject(op.NoiseTape(spec["tape"])), \
-            record_clip(list(wm.named_parameters()), op.WM_GROUPS, clips):
+            op.record_clip(list(wm.named_parameters()), op.WM_GROUPS, clips):
         for k in range(spec["updates"]):
             starts = op.window_starts(spec["starts_seed"] * 1000 + k, spec["batch"],
                                       spec["length"], STREAM)
@@ -264,7 +245,7 @@ def ac_update(off: Official, latent, act, rew, term) -> dict:
     rms = ag.actor[0].ob_rms
     stats = {"mean": rms.mean.clone(), "var": rms.var.clone(), "count": rms.count.clone()}
     before = params(ag)
-    with record_clip(list(ag.named_parameters()), None, clips), \
+    with op.record_clip(list(ag.named_parameters()), None, clips), \
             record_lambda_returns(off.mods["agents"], rets):
         ag.update(latent, act, None, None, None, None, rew, term, logger=log, global_step=0)
     return {"losses": log.values, "grad_total": clips[0]["total"],
