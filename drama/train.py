@@ -1,32 +1,22 @@
 """Train one Drama agent: ``python -m drama.train --game Pong --seed 0 --variant drama --out DIR``.
 
-The loop (paper / official code, Atari100k):
-  for each env step: act (random during the warm-up, else the policy: by default the
-  official 16-frame context rule, see drama/evaluate.py), store (obs_t, a_t, r_t,
-  terminated or life_loss, is_first);
-  once the replay holds more than ``replay.warmup`` (1,032) transitions, every
-  ``train.train_every`` (1) steps: one world-model update on 16 x 128 DFS-drawn sequences and
-  one actor-critic update on 1,024 imagined 16-step rollouts from DFS-drawn 8-frame contexts.
-  Every ``eval_every`` steps: ``eval_episodes`` evaluation episodes (learning curve); at the end
-  ``final_eval_episodes`` greedy episodes whose mean return is the run's score.
-  The official code samples 105,000 steps and freezes training after 100,000 "to let the last
-  episode finish"; we stop at ``train.steps`` (docs/deviations.md).
+The loop (paper / official code, Atari100k): for each env step, act (random during the
+warm-up, else the policy: by default the official 16-frame context rule, drama/evaluate.py)
+and store (obs_t, a_t, r_t, terminated or life_loss, is_first); once the replay holds more than
+``replay.warmup`` (1,032) transitions, every ``train.train_every`` (1) steps: one world-model
+update on 16 x 128 DFS-drawn sequences and one actor-critic update on 1,024 imagined 16-step
+rollouts from DFS-drawn 8-frame contexts. Every ``eval_every`` steps: ``eval_episodes``
+evaluation episodes (learning curve); at the end ``final_eval_episodes`` greedy episodes whose
+mean return is the run's score. The official code samples 105,000 steps and freezes training
+after 100,000; we stop at ``train.steps`` (docs/deviations.md).
 
-Outputs in DIR: config.yaml, run_info.json, metrics.jsonl, eval.parquet (written once, at
-the end, complete), checkpoint.pt (every ``checkpoint_every`` steps and at the end; after the
-final evaluation it is rewritten with that evaluation and without the replay unless
-``train.keep_replay``, so a rerun never evaluates or logs it twice), and failure.json
-if updates stayed non-finite for ``train.nonfinite_patience`` consecutive steps (exit code 3; a
-single non-finite update is skipped and counted, as the official GradScaler skips it).
-Rerunning the same command resumes. Ctrl-C or SIGTERM stops at the next step boundary after a
-checkpoint (exit code 130 / 143, one line); a user error is one line and exit code 2, before
-anything is written.
-
-Resume is exact: the checkpoint holds networks, optimisers, schedulers, the replay with its
-DFS counters and generator, every RNG state, counters, the acting state (16-frame context or
-recurrent state) and the actions of the current episode; the environment is rebuilt by
-resetting with the episode's seed and replaying those actions (the emulator is deterministic
-given seed and actions), which is checked against a digest of the saved current frame.
+Outputs in DIR (docs/training.md): config.yaml, run_info.json, metrics.jsonl, eval.parquet,
+checkpoint.pt and, after ``train.nonfinite_patience`` consecutive non-finite updates,
+failure.json (exit code 3). Rerunning the same command resumes, exactly: the checkpoint holds
+every network, optimiser, RNG, counter, the replay with its DFS counters and the acting state;
+the environment is rebuilt by resetting with the episode's seed and replaying its actions,
+checked against a digest of the saved frame. Ctrl-C / SIGTERM stop after a checkpoint (exit
+130 / 143); a user error is one line and exit code 2, before anything is written.
 """
 
 from __future__ import annotations
@@ -341,7 +331,6 @@ class Trainer:
         info = run_info(self, status, score, self.wall_time + (time.time() - self._t0))
         atomic_write_json(self.out / "run_info.json", info)
         return info
-
 
 
 def train(cfg: RunConfig, out_dir: str | Path, env_fn: EnvFn | None = None) -> dict[str, Any]:
