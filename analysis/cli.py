@@ -90,6 +90,7 @@ def _published(path: str):
 
 def _reproduce(args: argparse.Namespace) -> int:
     from analysis import reproduction as R
+    from analysis.reproduction_tables import write_reproduction_table
 
     settings = _settings(args)
     df = load_all(args.files)
@@ -104,10 +105,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     aggs = R.reproduction_aggregates(df, args.method, agg_pub, games=games, reps=args.reps,
                                      seed=args.seed, settings=settings,
                                      published_games=pub_games, published_scores=pub_scores)
-    note = R.write_reproduction_table(per_game, aggs, args.method, args.reps, f"{args.out}.md",
-                                      f"{args.out}.csv", f"{args.out}.tex", f"{args.out}.html",
-                                      settings=settings,
-                                      out_aggregates_csv=f"{args.out}_aggregates.csv")
+    note = write_reproduction_table(per_game, aggs, args.method, args.reps, f"{args.out}.md",
+                                    f"{args.out}.csv", f"{args.out}.tex", f"{args.out}.html",
+                                    settings=settings,
+                                    out_aggregates_csv=f"{args.out}_aggregates.csv")
     print(Path(f"{args.out}.md").read_text().split("\n\n")[0])
     print(f"\nAgainst {label}. {note}\nwrote {args.out}.md, .csv, _aggregates.csv, .tex, "
           ".html")

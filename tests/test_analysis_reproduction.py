@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import reproduction as R
+from analysis.reproduction_tables import write_reproduction_table
 from analysis import scores as S
 from analysis import verdicts as V
 
@@ -304,13 +305,13 @@ def test_reproduction_table_files(tmp_path):
     spr = S.load_scores(S.published_path("SPR"))
     spr = spr[spr["game"].isin(["Alien", "Pong", "MsPacman"])]
     rates = R.verdict_rates(spr, 3, draws=50, aggregate_draws=0)
-    note = R.write_reproduction_table(per_game, aggs, "drama", REPS, tmp_path / "r.md",
-                                      tmp_path / "r.csv", tmp_path / "r.tex", tmp_path / "r.html",
-                                      steps="160 env steps per run", rates=rates,
-                                      rates_source="SPR (3 games)",
-                                      out_rates_html=tmp_path / "rates.html",
-                                      out_rates_csv=tmp_path / "rates.csv",
-                                      out_rst=tmp_path / "r.rst")
+    note = write_reproduction_table(per_game, aggs, "drama", REPS, tmp_path / "r.md",
+                                    tmp_path / "r.csv", tmp_path / "r.tex", tmp_path / "r.html",
+                                    steps="160 env steps per run", rates=rates,
+                                    rates_source="SPR (3 games)",
+                                    out_rates_html=tmp_path / "rates.html",
+                                    out_rates_csv=tmp_path / "rates.csv",
+                                    out_rst=tmp_path / "r.rst")
     assert "1 reproduced, 1 below, 1 no published value" in note
     assert "our runs' spread for theirs" in note and "99%" in note
     md = (tmp_path / "r.md").read_text()
