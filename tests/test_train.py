@@ -225,11 +225,14 @@ def test_real_atari_cli_run(tmp_path):
 
 
 LEARN_VARIANTS = ("drama", "corrected")
+# With train.eval_every=100 (6 episodes each), both variants scored 15-17 through step
+# 500, 33 at 600 and >= 49.5 from 800 (corrected: from 700): 800 steps leave a wide margin.
+LEARN_STEPS = 800
 
 
 @pytest.fixture(scope="module")
 def colour_match_runs(tmp_path_factory):
-    """Both variants' 1,000-step ColourMatch runs, started together as two processes of one
+    """Both variants' 800-step ColourMatch runs, started together as two processes of one
     thread each (the two cores of the CI machine: half the wall time of one after the other);
     the run directory of each."""
     root = tmp_path_factory.mktemp("learn")
@@ -239,7 +242,7 @@ def colour_match_runs(tmp_path_factory):
     procs = {}
     for variant in LEARN_VARIANTS:
         args = ["--game", "ColourMatch", "--seed", "0", "--variant", variant, "--preset",
-                "debug", "--device", "cpu", "--steps", "1000", "--out", str(root / variant)]
+                "debug", "--device", "cpu", "--steps", str(LEARN_STEPS), "--out", str(root / variant)]
         for s in sets:
             args += ["--set", s]
         procs[variant] = start_logged([*runner, *args], root / f"{variant}.log", env)
@@ -252,12 +255,12 @@ def colour_match_runs(tmp_path_factory):
 @pytest.mark.parametrize("variant", LEARN_VARIANTS)
 def test_debug_preset_learns_colour_match(colour_match_runs, variant):
     """Random play scores 50/3 ~ 16.7 per episode (std of a 6-episode mean ~1.4); the debug
-    preset must reach >= 30 (optimum 50) after 1,000 env steps (800 updates), with the
+    preset must reach >= 30 (optimum 50) after 800 env steps (600 updates), with the
     official acting/imagination (drama) and with our corrections (corrected)."""
     run = colour_match_runs[variant]
     info = json.loads((run / "run_info.json").read_text())
     ev = pd.read_parquet(run / "eval.parquet")
     assert info["status"] == "complete" and info["variant"] == variant
-    assert info["env_steps"] == 1000 and len(ev) == 6 and ev["final"].all()
+    assert info["env_steps"] == LEARN_STEPS and len(ev) == 6 and ev["final"].all()
     assert info["score"] == pytest.approx(ev["return"].mean())
     assert info["score"] >= 30.0, ev

@@ -125,6 +125,12 @@ def _finish_trainer(proc: subprocess.Popen, out: Path) -> dict:
     return json.loads((out / "run_info.json").read_text())
 
 
+def _training_rate(run_dir: Path) -> float:
+    """Env steps per second in the last logged window of a run (metrics.jsonl)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "perf/env_steps_per_s" in r][-1]["perf/env_steps_per_s"]
+
+
 @pytest.mark.slow
 def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
     """A train job with a one-minute limit: SLURM sends SIGTERM at the limit, the trainer saves
@@ -135,12 +141,13 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the SLURM test, but: {why}")
         pytest.skip(why)
-    # Size the run to this machine: ~150 s of training, so the first attempt (killed 60-90 s
-    # after it starts, SLURM checks limits every 30 s) cannot finish and a later one can.
-    calib = _finish_trainer(_start_trainer(tmp_path / "calibration", 200),
-                            tmp_path / "calibration")
-    rate = 200 / calib["wall_time_s"]
-    steps = max(400, int(rate * 150))
+    # Size the run to this machine: ~110 s of training, so the first attempt (killed 60-90 s
+    # after it starts, SLURM checks limits every 30 s) cannot finish and the second one
+    # usually can. The rate is the calibration's last logged window (steps 151-200, all
+    # training); its whole wall time would count the 100 warm-up steps, which do not train.
+    _finish_trainer(_start_trainer(tmp_path / "calibration", 200), tmp_path / "calibration")
+    rate = _training_rate(tmp_path / "calibration")
+    steps = PREEMPT_OVERRIDES["replay.warmup"] + max(300, int(rate * 110))
     # the same run, uninterrupted, no SLURM, on the second core while the SLURM job runs (one
     # thread each; sharing the machine only slows the SLURM job's first attempt further)
     ref_proc = _start_trainer(tmp_path / "reference", steps)
