@@ -313,7 +313,7 @@ def reproduction_per_game(df: pd.DataFrame, method: str, published: pd.DataFrame
 
 def _superhuman_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Games at or above human of each resampled matrix x (B, runs, games) -> (B, 1)."""
-    return V._superhuman_batch(x, k)[:, None]
+    return V.superhuman_batch(x, k)[:, None]
 
 
 def reproduction_aggregates(df: pd.DataFrame, method: str, published: pd.DataFrame,

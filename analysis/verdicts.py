@@ -141,14 +141,15 @@ def margin_raw(game: str, published: float, s: Settings) -> float:
 
 
 # ------------------------------------------------------------------ aggregates
-def _superhuman_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+def superhuman_batch(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Games at or above human of each resampled matrix x (B, runs, games) -> (B,)."""
     game_means = np.nansum(x, 1) / k  # (B, games)
     return (game_means >= 1.0 - 1e-9).sum(1).astype(float)
 
 
 def agg_values(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """[mean, median, iqm, games >= human] of a batch x (B, runs, games) -> (B, 4)."""
-    sh = _superhuman_batch(x, k)
+    sh = superhuman_batch(x, k)
     return np.column_stack([metrics_batch(x.copy(), k)[:, :3], sh])
 
 

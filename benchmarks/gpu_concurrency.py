@@ -47,6 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_procs import alive, nvidia_smi, pinned, threads_for  # noqa: E402
+from train_loop import fill_and_warm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GAMES = ("Boxing", "Krull", "Assault", "Gopher", "CrazyClimber", "KungFuMaster",
@@ -96,18 +97,8 @@ def worker(args) -> int:
         tr = train_mod.Trainer(cfg, out)
         cuda = tr.device.type == "cuda"
         fixed_threads = cfg.train.torch_threads > 0
-        tr._t0 = time.time()
-        tr._reset_env()
-        t = time.time()
-        while len(tr.replay) <= cfg.replay.warmup:
-            tr.advance()
-        fill_s = time.time() - t
-        t = time.time()
-        for _ in range(args.warm):
-            tr.advance()
-        if cuda:
-            torch.cuda.synchronize()
-        warm_s = time.time() - t
+        fill_s, warm_s = fill_and_warm(
+            tr, args.warm, torch.cuda.synchronize if cuda else (lambda: None))
         _emit({"event": "ready", "worker": args.index, "game": args.game, "pid": os.getpid(),
                "device": str(tr.device), "compile": tr.compile_info,
                "visible_gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),

@@ -51,19 +51,19 @@ def main() -> None:
     rb = ReplayBuffer(ReplayConfig(capacity=args.capacity, sampling=args.sampling,
                                    img_count_scale=1024 / 16), device=device)
     n = args.capacity
-    # Fill storage directly (add() one by one would take a minute at N = 100,000); then set
-    # the host-side bookkeeping the way n calls to add() would have.
+    # Fill the buffer through load_state_dict, as a resumed run does (add() one by one would
+    # take a minute at N = 100,000).
     gen = torch.Generator().manual_seed(0)
-    rb.obs.copy_(torch.randint(0, 256, rb.obs.shape, dtype=torch.uint8, generator=gen))
-    rb.action.copy_(torch.randint(0, 6, (n,), generator=gen))
-    rb.reward.copy_((torch.rand(n, generator=gen) < 0.01).float())
     firsts = torch.arange(n) % args.episode_len == 0
-    rb.is_first.copy_(firsts)
-    rb.termination.copy_(torch.roll(firsts, -1).float())
-    rb._is_first_host[:] = firsts.numpy()
-    rb._size, rb._ptr = n, 0
-    rb.wm_count.copy_(torch.randint(0, 40, (n,), dtype=torch.int32, generator=gen))
-    rb.img_count.copy_(torch.randint(0, 2000, (n,), dtype=torch.int32, generator=gen))
+    state = rb.state_dict()
+    state.update(size=n, ptr=0,
+                 obs=torch.randint(0, 256, rb.obs.shape, dtype=torch.uint8, generator=gen),
+                 action=torch.randint(0, 6, (n,), generator=gen),
+                 reward=(torch.rand(n, generator=gen) < 0.01).float(), is_first=firsts,
+                 termination=torch.roll(firsts, -1).float(),
+                 wm_count=torch.randint(0, 40, (n,), dtype=torch.int32, generator=gen),
+                 img_count=torch.randint(0, 2000, (n,), dtype=torch.int32, generator=gen))
+    rb.load_state_dict(state)
 
     threads = torch.get_num_threads()
     print(f"replay sampling, N={n}, device={device}, sampling={args.sampling}, "

@@ -114,6 +114,21 @@ def _timed(fn, key, acc, sync):
     return wrapper
 
 
+def fill_and_warm(tr, warm: int, sync) -> tuple[float, float]:
+    """A fresh trainer's first episode, random play until the replay passes its warm-up, then
+    ``warm`` training steps (first-call costs: allocation, autotuning, compilation);
+    (fill seconds, warm seconds)."""
+    tr.reset_env()
+    t = time.time()
+    while len(tr.replay) <= tr.cfg.replay.warmup:
+        tr.advance()
+    fill_s, t = time.time() - t, time.time()
+    for _ in range(warm):
+        tr.advance()
+    sync()
+    return fill_s, time.time() - t
+
+
 def measure(args) -> dict:
     import torch
 
@@ -134,17 +149,7 @@ def measure(args) -> dict:
                                    sync)
         tr.actor.act = _timed(syncs(tr.actor.act, "acting"), "acting", acc, sync)
         tr.env.step = _timed(tr.env.step, "env", acc, sync)
-        tr._t0 = time.time()
-        tr._reset_env()
-        t = time.time()
-        while len(tr.replay) <= cfg.replay.warmup:
-            tr.advance()
-        fill_s = time.time() - t
-        t = time.time()
-        for _ in range(args.warm):
-            tr.advance()
-        sync()
-        warm_s = time.time() - t
+        fill_s, warm_s = fill_and_warm(tr, args.warm, sync)
         for k in acc:
             acc[k] = 0.0
         t, c = time.perf_counter(), time.process_time()

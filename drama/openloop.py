@@ -41,7 +41,6 @@ import numpy as np
 import torch
 
 from drama.evaluate import derive_seed, make_actor
-from drama.replay import valid_starts
 from drama.run import SeedStream, is_terminal
 from drama.run_io import atomic_write_bytes
 
@@ -131,10 +130,10 @@ def openloop_from_replay(wm, replay, context: int, horizon: int, seed: int) -> O
     if n < T:
         raise ValueError(f"open loop: the replay holds {n} transitions, fewer than context + "
                          f"horizon = {T}")
-    ok = valid_starts(replay._logical_slice(replay.is_first, n), T, False).cpu().numpy()
+    ok = replay.window_starts(T).cpu().numpy()
     starts = np.flatnonzero(ok) if ok.any() else np.arange(n - T + 1)
     start = int(np.random.default_rng(derive_seed(seed, _OPENLOOP, 0)).choice(starts))
-    w = replay._gather(torch.tensor([start], device=replay.device), T)
+    w = replay.gather(torch.tensor([start], device=replay.device), T)
     return open_loop(wm, w["obs"][0].cpu().numpy(), w["action"][0].cpu().numpy(),
                      w["reward"][0].cpu().numpy(), w["termination"][0].cpu().numpy(),
                      context, derive_seed(seed, _OPENLOOP, 1))

@@ -145,6 +145,11 @@ class ReplayBuffer:
             return t[:n]
         return t[self._physical(torch.arange(n, device=t.device))]
 
+    def window_starts(self, length: int) -> Tensor:
+        """(N,) bool over logical positions: a window of ``length`` steps from there stays in
+        one episode (no episode start after its first step)."""
+        return valid_starts(self._logical_slice(self.is_first, len(self)), length, False)
+
     # ------------------------------------------------------------------ DFS
     def _check_request(self, batch_size: int, length: int) -> int:
         if length < 1 or batch_size < 1:
@@ -240,7 +245,9 @@ class ReplayBuffer:
         counter.index_add_(0, phys, torch.ones_like(phys, dtype=torch.int32))
         return starts
 
-    def _gather(self, starts: Tensor, length: int) -> dict[str, Tensor]:
+    def gather(self, starts: Tensor, length: int) -> dict[str, Tensor]:
+        """The windows of ``length`` steps from logical ``starts`` (B,): obs (B, L, 64, 64, 3)
+        uint8, action, reward, termination, is_first (B, L); draws nothing, counts nothing."""
         offsets = torch.arange(length, device=self.device)
         idx = self._physical(starts.unsqueeze(1) + offsets)  # (B, L) physical slots
         obs = self.obs.index_select(0, idx.flatten())  # (B*L, 64, 64, 3); 2x faster than obs[idx]
@@ -254,11 +261,11 @@ class ReplayBuffer:
 
     def sample_world_model(self, batch_size: int, seq_len: int) -> dict[str, Tensor]:
         """B sequences of L steps, starts by DFS (c_i counters) or uniformly."""
-        return self._gather(self.draw_starts("world_model", batch_size, seq_len), seq_len)
+        return self.gather(self.draw_starts("world_model", batch_size, seq_len), seq_len)
 
     def sample_imagination(self, batch_size: int, context_len: int) -> dict[str, Tensor]:
         """B context windows of L_ctx steps, starts by DFS (s_i scores) or uniformly."""
-        return self._gather(self.draw_starts("imagination", batch_size, context_len), context_len)
+        return self.gather(self.draw_starts("imagination", batch_size, context_len), context_len)
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class Trainer:
             print(f"resumed from {ck_path} at env step {self.step}", flush=True)
         else:
             self.metrics.truncate(0)
-            self._reset_env()
+            self.reset_env()
         self.wm.eval()
         self.ac.eval()
         if c.train.tensorboard:
@@ -179,7 +179,7 @@ class Trainer:
             self.metrics.write(self.step, {"episode/score": self.ep_return,
                                            "episode/length": self.ep_length})
             self.episode += 1
-            self._reset_env()
+            self.reset_env()
 
     def _train_step(self) -> None:
         c = self.cfg
@@ -237,7 +237,7 @@ class Trainer:
         self.acc, self.acc_n = {}, {}
 
     # -- episodes --------------------------------------------------------------------------
-    def _reset_env(self) -> None:
+    def reset_env(self) -> None:
         self.obs, _ = self.env.reset(seed=self._episode_seed())
         self.is_first = True
         self.ep_return, self.ep_length, self.ep_actions = 0.0, 0, []

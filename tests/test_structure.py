@@ -37,8 +37,43 @@ def private_imports(paths: list[Path]) -> list[str]:
     return bad
 
 
+def private_attributes(paths: list[Path]) -> list[str]:
+    """``M._name`` where M is one of our modules imported under a name (``import drama.x as M``,
+    ``from analysis import verdicts as M``), and ``x._name`` on one of the objects our tools
+    drive (a trainer, a replay buffer): the same reach as a private import."""
+    bad = []
+    for path in paths:
+        tree = ast.parse(path.read_text(), str(path))
+        modules = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules |= {a.asname or a.name.split(".")[0] for a in node.names
+                            if a.name.split(".")[0] in PACKAGES}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                    and node.module.split(".")[0] in PACKAGES:
+                modules |= {a.asname or a.name for a in node.names}
+        for node in sorted(ast.walk(tree), key=lambda n: getattr(n, "lineno", 0)):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                    and not node.attr.startswith("__") and isinstance(node.value, ast.Name) \
+                    and (node.value.id in modules or node.value.id in DRIVEN):
+                bad.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+    return bad
+
+
+DRIVEN = {"tr", "trainer", "replay", "rb"}  # the names the tools give a Trainer / ReplayBuffer
+
+
 def test_no_module_imports_another_modules_private_names():
     assert private_imports(_sources(*PACKAGES)) == []
+    assert private_attributes(_sources(*PACKAGES)) == []
+
+
+def test_the_private_attribute_check_finds_them(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from analysis import verdicts as V\nimport drama.replay\n"
+                     "V._x(1)\nV.y\ndrama._z\ntr._t0 = 1\nself._ok\ntorch._foreach_add_\n")
+    assert [b.split(": ")[1] for b in private_attributes([probe])] == ["V._x", "drama._z",
+                                                                       "tr._t0"]
 
 
 def test_the_private_import_check_finds_one(tmp_path):

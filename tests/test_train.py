@@ -242,7 +242,8 @@ def colour_match_runs(tmp_path_factory):
     procs = {}
     for variant in LEARN_VARIANTS:
         args = ["--game", "ColourMatch", "--seed", "0", "--variant", variant, "--preset",
-                "debug", "--device", "cpu", "--steps", str(LEARN_STEPS), "--out", str(root / variant)]
+                "debug", "--device", "cpu", "--steps", str(LEARN_STEPS),
+                "--out", str(root / variant)]
         for s in sets:
             args += ["--set", s]
         procs[variant] = start_logged([*runner, *args], root / f"{variant}.log", env)
