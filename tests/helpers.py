@@ -112,11 +112,12 @@ def fast_cfg(steps=120, seed=0, extra=()):
     return resolve_config("ColourMatch", seed, "drama", "debug", FAST + list(extra), steps, "cpu")
 
 
-def cli_args(out, steps):
-    """The trainer's command-line arguments for ``fast_cfg(steps)`` writing to ``out``."""
-    args = ["--game", "ColourMatch", "--seed", "0", "--variant", "drama", "--preset", "debug",
-            "--device", "cpu", "--steps", str(steps), "--out", str(out)]
-    for s in FAST:
+def cli_args(out, steps, seed=0, extra=()):
+    """The trainer's command-line arguments for ``fast_cfg(steps, seed, extra)`` writing to
+    ``out``."""
+    args = ["--game", "ColourMatch", "--seed", str(seed), "--variant", "drama", "--preset",
+            "debug", "--device", "cpu", "--steps", str(steps), "--out", str(out)]
+    for s in [*FAST, *extra]:
         args += ["--set", s]
     return args
 
@@ -216,3 +217,16 @@ def start_logged(cmd: list[str], log: Path, env: dict | None = None) -> subproce
 def wait_ok(proc: subprocess.Popen, log: Path, timeout: float) -> None:
     """Wait for a process started by ``start_logged``; it must exit 0 (else: its log's tail)."""
     assert proc.wait(timeout=timeout) == 0, f"{log}:\n{Path(log).read_text()[-3000:]}"
+
+
+def train_side_by_side(root: Path, runs: dict[str, dict]) -> dict[str, Path]:
+    """ColourMatch debug runs, ``fast_cfg(**kwargs)`` for each ``name: kwargs``, trained through
+    the CLI as processes of one thread each, all at once (a 2-core machine trains two in the
+    time of one); the run directory ``root / name`` of each."""
+    runner, env = write_runner(root), runner_env(OMP_NUM_THREADS="1")
+    procs = {name: start_logged([*runner, *cli_args(root / name, **kw)], root / f"{name}.log",
+                                env)
+             for name, kw in runs.items()}
+    for name, proc in procs.items():
+        wait_ok(proc, root / f"{name}.log", 900)
+    return {name: root / name for name in runs}

@@ -8,19 +8,19 @@ import subprocess
 
 import pandas as pd
 import pytest
-from helpers import PY, ROOT, assert_same_series, colour_env, fast_cfg, jsonl_series
+from helpers import (PY, ROOT, assert_same_series, colour_env, fast_cfg, jsonl_series,
+                     train_side_by_side)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from drama.run_io import read_metrics
-from drama.train import train
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same debug run (120 steps, evaluations at 80 and the end) without and with the sink."""
     root = tmp_path_factory.mktemp("tb")
-    train(fast_cfg(steps=120), root / "plain", env_fn=colour_env)
-    train(fast_cfg(steps=120, extra=["train.tensorboard=true"]), root / "tb", env_fn=colour_env)
+    train_side_by_side(root, {"plain": {"steps": 120},
+                              "tb": {"steps": 120, "extra": ["train.tensorboard=true"]}})
     return root
 
 

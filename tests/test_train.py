@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import (PY, ROOT, ColourMatchEnv, assert_same_run, assert_same_series, cli_args,
                      colour_env, fast_cfg, runner_env, start_logged,
-                     tag_storages_as_cuda, wait_ok, write_runner)
+                     tag_storages_as_cuda, train_side_by_side, wait_ok, write_runner)
 
 from drama.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from drama.run_io import read_metrics
@@ -22,8 +22,11 @@ from drama.train import NonFiniteLossError, main, train
 @pytest.mark.slow
 def test_outputs_and_same_seed_identical(tmp_path):
     keep = ["train.keep_replay=true"]  # the warm-up actions are compared below
-    info = train(fast_cfg(extra=keep), tmp_path / "a", env_fn=colour_env)
-    train(fast_cfg(extra=keep), tmp_path / "b", env_fn=colour_env)
+    # a and b: the same settings; c: another seed (its random warm-up actions differ)
+    train_side_by_side(tmp_path, {
+        "a": {"steps": 120, "extra": keep}, "b": {"steps": 120, "extra": keep},
+        "c": {"steps": 62, "seed": 1,
+              "extra": ["train.eval_every=0", "train.final_eval_episodes=1", *keep]}})
     out = tmp_path / "a"
     assert {"config.yaml", "run_info.json", "metrics.jsonl", "eval.parquet",
             CHECKPOINT_NAME} <= {p.name for p in out.iterdir()}
@@ -38,7 +41,7 @@ def test_outputs_and_same_seed_identical(tmp_path):
     assert run_info["updates"] == {"world_model": 60, "actor_critic": 60}
     assert run_info["sequence_backend"] == "torch" and run_info["seed"] == 0
     assert run_info["parameter_counts"]["world_model"] > 0 and run_info["git_commit"]
-    assert info["score"] == pytest.approx(ev.loc[ev["final"], "return"].mean())
+    assert run_info["score"] == pytest.approx(ev.loc[ev["final"], "return"].mean())
     keys = set().union(*[r.keys() for r in read_metrics(out / "metrics.jsonl")])
     assert {"train/loss/rec", "train/loss/policy", "train/loss/value", "episode/score",
             "perf/env_steps_per_s", "eval/return_mean"} <= keys
@@ -46,9 +49,6 @@ def test_outputs_and_same_seed_identical(tmp_path):
     # rerunning a finished run is a no-op
     assert train(fast_cfg(extra=keep), out, env_fn=colour_env)["status"] == "complete"
     # a different seed gives a different run (compare the random warm-up actions)
-    train(fast_cfg(steps=62, seed=1, extra=["train.eval_every=0", "train.final_eval_episodes=1",
-                                            *keep]),
-          tmp_path / "c", env_fn=colour_env)
     acts = [load_checkpoint(tmp_path / r / CHECKPOINT_NAME)["replay"]["action"][:60]
             for r in ("a", "c")]
     assert not torch.equal(*acts)
