@@ -276,6 +276,23 @@ def grad_norms(named_params, groups: dict[str, tuple[str, ...]] | None = None) -
 
 
 @contextlib.contextmanager
+def record_outputs(named_modules: dict[str, torch.nn.Module], sink: dict):
+    """``sink[name] = summary`` of each module's output at its first call inside the block."""
+    def hook(key):
+        def record(_module, _inputs, out):
+            sink.setdefault(key, summary(out))  # the first call; returns None (no change)
+
+        return record
+
+    handles = [m.register_forward_hook(hook(k)) for k, m in named_modules.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
 def record_clip(named_params, groups, sink: list):
     """While active, every clip_grad_norm_ call first appends to ``sink`` the per-parameter
     (and, with ``groups``, per-group) gradient norms of ``named_params`` and then the total."""

@@ -182,24 +182,14 @@ def test_world_model_update_paper_batch(ref, stream, device):
     win = op.windows(stream, op.window_starts(s["starts_seed"], s["batch"], s["length"],
                                               ref["stream"]), s["length"])
     wm, k = new_wm(ref, device), SCALE[device]
-    outs, clips, handles = {}, [], []
+    outs, clips = {}, []
     modules = {"encoder": wm.encoder, "post_logits": wm.post_head, "decoder": wm.decoder,
                "sequence": wm.sequence, "prior_logits": wm.prior_head,
                "reward_logits": wm.reward_head, "termination_logit": wm.termination_head}
-    def hook(key):
-        def record(_module, _inputs, out):
-            outs.setdefault(key, op.summary(out))  # the first call; returns None
-
-        return record
-
-    for key, m in modules.items():
-        handles.append(m.register_forward_hook(hook(key)))
     before = params(wm, "wm")
-    with op.inject_ours(op.NoiseTape(s["tape"])), \
+    with op.inject_ours(op.NoiseTape(s["tape"])), op.record_outputs(modules, outs), \
             op.record_clip(named(wm, "wm"), op.WM_GROUPS, clips):
         m = wm.update(batch_of(win, device))
-    for h in handles:
-        h.remove()
     for key in modules:
         close(outs[key], r["outputs"][key], rel=REL * k, what=key)
     ours = {"rec": m["loss/rec"], "rew": m["loss/rew"], "term": m["loss/term"],

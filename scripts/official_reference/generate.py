@@ -131,22 +131,6 @@ class Official:
             wm_cls.imagine_data2 = imagine_data2
 
 
-@contextlib.contextmanager
-def hooks(named_modules: dict[str, torch.nn.Module], sink: dict):
-    def hook(key):
-        def record(_module, _inputs, out):
-            sink.setdefault(key, op.summary(out))  # the first call; returns None (no change)
-
-        return record
-
-    handles = [m.register_forward_hook(hook(k)) for k, m in named_modules.items()]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def wm_batch(win: dict[str, torch.Tensor]):
     """A replay batch as the release's ReplayBuffer.sample returns it."""
     obs = win["obs"].float() / 255
@@ -168,7 +152,7 @@ def wm_update(off: Official, stream, spec) -> dict:
                "prior_logits": wm.dist_head.prior_head, "reward_logits": wm.reward_decoder,
                "termination_logit": wm.termination_decoder}
     before = params(wm)
-    with off.inject(op.NoiseTape(spec["tape"])), hooks(modules, outs), \
+    with off.inject(op.NoiseTape(spec["tape"])), op.record_outputs(modules, outs), \
             op.record_clip(list(wm.named_parameters()), op.WM_GROUPS, clips):
         losses = wm.update(*wm_batch(win), global_step=1, epoch_step=0, logger=None)
     names = ["rec", "rew", "term", "dyn", "kl_dyn", "rep", "kl_rep", "total"]
