@@ -15,10 +15,10 @@ import time
 import pytest
 import torch
 
-from drama.agent import ActorCritic, ActorCriticConfig
+from drama.agent import ActorCritic
 from drama.compile import compile_enabled, install_compiled_updates
 from drama.config import resolve_config
-from drama.world_model import WorldModel, WorldModelConfig
+from drama.world_model import WorldModel
 
 LOSS_TOL = dict(rtol=1e-4, atol=1e-5)
 
@@ -65,6 +65,17 @@ def _traj(feat_dim, A, B, H, seed):
             "cont": (torch.rand(B, H, generator=g) > 0.1).float()}
 
 
+DEBUG = resolve_config("Boxing", 0, "drama", "debug")
+
+
+def _debug_models() -> tuple[WorldModel, ActorCritic]:
+    """The debug preset's world model and actor-critic with 3 actions: ColourMatch's shapes, so
+    the exact-resume test (tests/test_train.py, with compile on) and the second test here hit
+    inductor's on-disk cache of the graphs the first test compiles."""
+    w = DEBUG.world_model
+    return WorldModel(w, 3), ActorCritic(DEBUG.actor_critic, w.stoch * w.classes + w.d_model, 3)
+
+
 @pytest.mark.slow
 def test_compiled_updates_equal_eager_with_zero_graph_breaks(capsys):
     """3 world-model + actor-critic updates at the debug preset's sizes, eager vs compiled:
@@ -77,12 +88,10 @@ def test_compiled_updates_equal_eager_with_zero_graph_breaks(capsys):
     +-lr either way; real differences would show up in the losses."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    cfg = resolve_config("Boxing", 0, "drama", "debug")
+    cfg = DEBUG
     torch.manual_seed(0)
     wcfg = cfg.world_model
-    wm = WorldModel(wcfg, 3)  # 3 actions: ColourMatch's shapes, so the exact-resume test
-    ac = ActorCritic(cfg.actor_critic, wcfg.stoch * wcfg.classes + wcfg.d_model, 3)  # (in
-    # tests/test_train.py, with compile on) hits inductor's on-disk cache of the same graphs
+    wm, ac = _debug_models()
     wm2, ac2 = copy.deepcopy(wm), copy.deepcopy(ac)
     info = install_compiled_updates(wm2, ac2, "on", torch.device("cpu"))
     assert info["enabled"] and info["fullgraph"]
@@ -124,14 +133,11 @@ def test_compiled_update_skips_a_non_finite_step():
     next finite update proceeds."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    wm = WorldModel(WorldModelConfig(d_model=32, encoder_depth=2, head_hidden=16, stoch=4,
-                                     classes=4), 3)
-    ac = ActorCritic(ActorCriticConfig(actor_hidden=16, critic_hidden=16, layers=1),
-                     4 * 4 + 32, 3)
+    wm, ac = _debug_models()  # the graphs of the test above: inductor's cache compiles them
     install_compiled_updates(wm, ac, "on", torch.device("cpu"))
-    wm.update(_wm_batch(2, 8, 3, seed=0))
+    wm.update(_wm_batch(4, 16, 3, seed=0))
     before = copy.deepcopy((wm.state_dict(), wm.optimizer.state_dict()))
-    bad = _wm_batch(2, 8, 3, seed=1)
+    bad = _wm_batch(4, 16, 3, seed=1)
     bad["reward"][0, 0] = float("nan")
     metrics = wm.update(bad)
     assert not torch.isfinite(metrics["loss/total"]) and not bool(wm.update.last_finite)
@@ -144,6 +150,6 @@ def test_compiled_update_skips_a_non_finite_step():
         for k, v in st.items():
             torch.testing.assert_close(after[i][k], v, rtol=0, atol=0)
     assert bool(wm.update.last_finite) is False
-    wm.update(_wm_batch(2, 8, 3, seed=2))
+    wm.update(_wm_batch(4, 16, 3, seed=2))
     assert bool(wm.update.last_finite) is True
     assert not torch.equal(wm.prior_head.weight, before[0]["prior_head.weight"])
