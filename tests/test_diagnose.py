@@ -46,7 +46,7 @@ def boxing_run(tmp_path_factory):
                        "debug", "--steps", "150", "--device", "cpu", "--out", str(out),
                        "--set", "replay.warmup=60", "--set", "train.eval_every=0",
                        "--set", "train.final_eval_episodes=1", "--set",
-                       "train.torch_threads=1", "--set", "train.checkpoint_every=50",
+                       "train.torch_threads=2", "--set", "train.checkpoint_every=50",
                        "--set", "env.max_episode_frames=800",
                        "--set", "train.keep_replay=true"])
     assert code == 0

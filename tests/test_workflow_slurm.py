@@ -145,13 +145,8 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
     # after it starts, SLURM checks limits every 30 s) cannot finish and the second one
     # usually can. The rate is the calibration's last logged window (steps 151-200, all
     # training); its whole wall time would count the 100 warm-up steps, which do not train.
-    _finish_trainer(_start_trainer(tmp_path / "calibration", 200), tmp_path / "calibration")
-    rate = _training_rate(tmp_path / "calibration")
-    steps = PREEMPT_OVERRIDES["replay.warmup"] + max(300, int(rate * 110))
-    # the same run, uninterrupted, no SLURM, on the second core while the SLURM job runs (one
-    # thread each; sharing the machine only slows the SLURM job's first attempt further)
-    ref_proc = _start_trainer(tmp_path / "reference", steps)
-
+    calibration = _start_trainer(tmp_path / "calibration", 200)
+    ref_proc = None
     state = tmp_path / "slurm"
     start = ROOT / "scripts" / "slurm_local_start.sh"
     stop = ROOT / "scripts" / "slurm_local_stop.sh"
@@ -160,6 +155,12 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
                             timeout=300)
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         wd = copy_workflow(tmp_path / "wf")
+        _finish_trainer(calibration, tmp_path / "calibration")  # started before the cluster
+        rate = _training_rate(tmp_path / "calibration")
+        steps = PREEMPT_OVERRIDES["replay.warmup"] + max(300, int(rate * 110))
+        # the same run, uninterrupted, no SLURM, on the second core while the SLURM job runs
+        # (one thread each; sharing the machine only slows the SLURM job's first attempt)
+        ref_proc = _start_trainer(tmp_path / "reference", steps)
         grid = {"games": ["Pong"], "seeds": [0], "variants": ["drama"], "preset": "debug",
                 "steps": steps, "device": "cpu", "trainer_overrides": PREEMPT_OVERRIDES}
         (wd / "preempt.yaml").write_text(yaml.safe_dump(grid))
@@ -188,7 +189,8 @@ def test_time_limited_train_job_is_resubmitted_and_resumes(tmp_path):
         assert info["env_steps"] == ref["env_steps"] == steps
         assert_same_run(tmp_path / "reference", run_dir)
     finally:
-        if ref_proc.poll() is None:
-            ref_proc.kill()
-            ref_proc.wait()
+        for proc in (calibration, ref_proc):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=60)
