@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis import verdicts as V
 from analysis.reproduction import VERDICTS, verdict_counts
+from analysis.tables import md_row, mkparent, tex_escape, write_html_table
 from analysis.verdicts import Settings
 
 
@@ -92,8 +93,6 @@ def write_reproduction_table(per_game: pd.DataFrame, aggs: pd.DataFrame, method:
     (``verdict_rates``): how often each verdict is right at the grid's runs, shown after the
     verdicts (and as their own HTML/CSV table when the paths are given).
     """
-    from analysis.tables import md_row, mkparent, tex_escape, write_html_table
-
     header, rows, last_game = reproduction_rows(per_game, aggs)
     counts = verdict_counts(per_game)
     runs = sorted(set(per_game["runs"]))
@@ -202,8 +201,6 @@ def write_no_rates(out_html: str | Path, out_csv: str | Path, runs: int,
                    settings: Settings = V.DEFAULTS) -> None:
     """The rates outputs of a grid with fewer than ``min_runs`` runs per game: nothing to
     simulate (every verdict is "too few runs"), said in both files."""
-    from analysis.tables import mkparent, write_html_table
-
     why = (f"{runs} run(s) per game: fewer than {settings.min_runs}, so every verdict is "
            f"'too few runs' and there are no error rates to show.")
     write_html_table(out_html, "How often a verdict is right", ["Simulated", "Note"],

@@ -275,6 +275,13 @@ def grad_norms(named_params, groups: dict[str, tuple[str, ...]] | None = None) -
     return out
 
 
+def running_stats(module: torch.nn.Module, name=lambda key: key) -> dict[str, torch.Tensor]:
+    """Summaries of a module's BatchNorm running means/variances (what eval mode uses:
+    imagination and acting), keyed by ``name(state-dict key)``."""
+    return {name(k): summary(v) for k, v in module.state_dict().items()
+            if k.endswith(("running_mean", "running_var"))}
+
+
 @contextlib.contextmanager
 def record_outputs(named_modules: dict[str, torch.nn.Module], sink: dict):
     """``sink[name] = summary`` of each module's output at its first call inside the block."""

@@ -157,12 +157,11 @@ def close_running_stats(wm: WorldModel, theirs: dict[str, torch.Tensor], rel: fl
     ``means=False``: variances only. Every running mean follows a bias of BIAS_INTO_BATCHNORM
     (the batch mean includes it), and those biases wander on rounding noise once LaProp has
     taken a few steps (see there), in both codes alike; after one update they still agree."""
-    ours = {op.official_name(k, "wm"): v for k, v in wm.state_dict().items()
-            if k.endswith(("running_mean", "running_var"))}
+    ours = op.running_stats(wm, lambda key: op.official_name(key, "wm"))
     assert sorted(ours) == sorted(theirs)
     for key, value in theirs.items():
         if means or key.endswith("running_var"):
-            close(op.summary(ours[key]), value, rel=rel, what=f"running stats of {key}")
+            close(ours[key], value, rel=rel, what=f"running stats of {key}")
 
 
 def params(module, part):

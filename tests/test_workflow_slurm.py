@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from helpers import assert_same_run, start_logged, wait_ok
+from drama.run_io import read_metrics
 from workflow_copy import ROOT, copy_workflow, workflow_env
 
 SLURM_BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
@@ -127,7 +128,7 @@ def _finish_trainer(proc: subprocess.Popen, out: Path) -> dict:
 
 def _training_rate(run_dir: Path) -> float:
     """Env steps per second in the last logged window of a run (metrics.jsonl)."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir / "metrics.jsonl")
     return [r for r in rows if "perf/env_steps_per_s" in r][-1]["perf/env_steps_per_s"]
 
 

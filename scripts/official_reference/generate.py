@@ -157,14 +157,8 @@ def wm_update(off: Official, stream, spec) -> dict:
         losses = wm.update(*wm_batch(win), global_step=1, epoch_step=0, logger=None)
     names = ["rec", "rew", "term", "dyn", "kl_dyn", "rep", "kl_rep", "total"]
     return {"losses": dict(zip(names, losses, strict=True)), "outputs": outs,
-            "grad_norms": clips[0], "running_stats": running_stats(wm),
+            "grad_norms": clips[0], "running_stats": op.running_stats(wm),
             "param_change": op.param_change(before, params(wm))}
-
-
-def running_stats(module) -> dict[str, torch.Tensor]:
-    """BatchNorm running means/variances (used in eval mode: imagination and acting)."""
-    return {k: op.summary(v) for k, v in module.state_dict().items()
-            if k.endswith(("running_mean", "running_var"))}
 
 
 def wm_trajectory(off: Official, stream, spec) -> dict:
@@ -181,7 +175,7 @@ def wm_trajectory(off: Official, stream, spec) -> dict:
             "grad_total": torch.tensor([c["total"] for c in clips], dtype=torch.float64),
             "grad_groups": torch.tensor([[c["group:" + g] for g in op.WM_GROUPS] for c in clips],
                                         dtype=torch.float64),
-            "running_stats": running_stats(wm),
+            "running_stats": op.running_stats(wm),
             "param_change": op.param_change(before, params(wm))}
 
 
